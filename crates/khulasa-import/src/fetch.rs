@@ -167,20 +167,43 @@ pub fn import(
             )
         })?;
     write_folder(&model, tokenizer_json, meta, staging.path())?;
-    for f in fs::read_dir(staging.path()).map_err(|e| ImportError::io("listing staging", e))? {
-        let f = f.map_err(|e| ImportError::io("listing staging", e))?;
-        if f.path().is_file() {
-            fs::File::open(f.path())
-                .and_then(|h| h.sync_all())
-                .map_err(|e| ImportError::io(format!("syncing {}", f.path().display()), e))?;
-        }
-    }
+    finish_tree(staging.path())?;
     let staged = staging.keep();
     fs::rename(&staged, out).map_err(|e| {
         let _ = fs::remove_dir_all(&staged);
         ImportError::io(format!("moving the model into {}", out.display()), e)
     })?;
     tracing::info!(dir = %out.display(), "model folder written");
+    Ok(())
+}
+
+/// Makes the staged folder readable by the service's user (temporary
+/// folders are private) and flushes every file before the rename publishes it.
+fn finish_tree(dir: &Path) -> Result<(), ImportError> {
+    let err = |what: &str, p: &Path, e| ImportError::io(format!("{what} {}", p.display()), e);
+    set_mode(dir, 0o755).map_err(|e| err("setting permissions of", dir, e))?;
+    for entry in fs::read_dir(dir).map_err(|e| err("listing", dir, e))? {
+        let path = entry.map_err(|e| err("listing", dir, e))?.path();
+        if path.is_dir() {
+            finish_tree(&path)?;
+        } else {
+            set_mode(&path, 0o644).map_err(|e| err("setting permissions of", &path, e))?;
+            fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| err("syncing", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> std::io::Result<()> {
     Ok(())
 }
 

@@ -228,6 +228,157 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ImportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e5s1::tests::quantize_q4_0;
+    use crate::fetch::{default_meta, import};
+
+    const H: usize = 32;
+    const FFN: usize = 64;
+    const VOCAB: usize = 5;
+    const POS: usize = 8;
+
+    /// A tiny but complete E5S1 file: 1 layer, hidden 32, 2 heads. Every
+    /// weight is distinct (w[i] = seed + i/1000) so a mix-up shows.
+    fn tiny_e5s1() -> Vec<u8> {
+        let mut tensors: Vec<(String, u8, Vec<f32>)> = vec![
+            ("emb.word".into(), 1, vec![0.0; VOCAB * H]),
+            ("emb.pos".into(), 0, vec![0.0; POS * H]),
+            ("emb.type".into(), 0, vec![0.0; 2 * H]),
+            ("emb.ln.w".into(), 0, vec![0.0; H]),
+            ("emb.ln.b".into(), 0, vec![0.0; H]),
+        ];
+        for (part, out, inp) in [
+            ("q", H, H),
+            ("k", H, H),
+            ("v", H, H),
+            ("ao", H, H),
+            ("fi", FFN, H),
+            ("fo", H, FFN),
+        ] {
+            tensors.push((format!("l0.{part}.w"), 1, vec![0.0; out * inp]));
+            tensors.push((format!("l0.{part}.b"), 0, vec![0.0; out]));
+        }
+        for ln in ["aln", "oln"] {
+            tensors.push((format!("l0.{ln}.w"), 0, vec![0.0; H]));
+            tensors.push((format!("l0.{ln}.b"), 0, vec![0.0; H]));
+        }
+        for (seed, (_, _, w)) in tensors.iter_mut().enumerate() {
+            for (i, x) in w.iter_mut().enumerate() {
+                *x = seed as f32 * 0.1 - (i % 97) as f32 / 1000.0;
+            }
+        }
+        let mut out = b"E5S1".to_vec();
+        out.extend(1u32.to_le_bytes());
+        for v in [H, 1, 2, FFN, VOCAB, POS, 2] {
+            out.extend((v as i32).to_le_bytes());
+        }
+        out.extend(1e-12f32.to_le_bytes());
+        out.extend(32i32.to_le_bytes());
+        // An empty embedded tokenizer: 0 pieces, ids, blob length, one offset.
+        out.extend(0i32.to_le_bytes());
+        out.extend([0u8; 16]);
+        out.extend(0u64.to_le_bytes());
+        out.extend(0u32.to_le_bytes());
+        out.extend(0i32.to_le_bytes());
+        out.extend(0u32.to_le_bytes());
+        let payloads: Vec<Vec<u8>> = tensors
+            .iter()
+            .map(|(_, dt, w)| match dt {
+                1 => quantize_q4_0(w),
+                _ => w.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            })
+            .collect();
+        let dir_len: usize = 4 + tensors
+            .iter()
+            .map(|(n, _, _)| 2 + n.len() + 1 + 4 + 16)
+            .sum::<usize>();
+        let mut offset = out.len() + dir_len;
+        out.extend((tensors.len() as i32).to_le_bytes());
+        for ((name, dt, w), p) in tensors.iter().zip(&payloads) {
+            out.extend((name.len() as u16).to_le_bytes());
+            out.extend(name.as_bytes());
+            out.push(*dt);
+            out.extend((w.len() as u32).to_le_bytes());
+            out.extend((offset as u64).to_le_bytes());
+            out.extend((p.len() as u64).to_le_bytes());
+            offset += p.len();
+        }
+        for p in payloads {
+            out.extend(p);
+        }
+        out
+    }
+
+    #[test]
+    fn import_writes_a_loadable_bert_folder_with_every_tensor() {
+        let bytes = tiny_e5s1();
+        let model = E5s1::parse(&bytes).unwrap();
+        assert_eq!(model.hparams.layers, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("tiny");
+        import(&bytes, b"{}", &default_meta(), &out).unwrap();
+
+        let st = fs::read(out.join("model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+        let mut names = st.names();
+        names.sort();
+        assert_eq!(names.len(), 5 + 16);
+        for t in &model.tensors {
+            // The embedding tables have no `.w` in E5S1.
+            let hf = hf_name(&t.name)
+                .or_else(|| hf_name(&format!("{}.w", t.name)))
+                .unwrap();
+            let view = st.tensor(&hf).unwrap();
+            assert_eq!(view.dtype(), Dtype::F32);
+            assert_eq!(view.shape().iter().product::<usize>(), t.count, "{hf}");
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            assert_eq!(values, t.to_f32(), "{hf} holds {}'s values", t.name);
+        }
+        assert_eq!(
+            st.tensor("encoder.layer.0.intermediate.dense.weight")
+                .unwrap()
+                .shape(),
+            [FFN, H]
+        );
+        assert_eq!(
+            st.tensor("encoder.layer.0.output.dense.weight")
+                .unwrap()
+                .shape(),
+            [H, FFN]
+        );
+        assert_eq!(
+            st.tensor("embeddings.word_embeddings.weight")
+                .unwrap()
+                .shape(),
+            [VOCAB, H]
+        );
+
+        let config: serde_json::Value =
+            serde_json::from_slice(&fs::read(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["layer_norm_eps"], 1e-12);
+        assert_eq!(config["intermediate_size"], FFN);
+        let prompts: serde_json::Value = serde_json::from_slice(
+            &fs::read(out.join("config_sentence_transformers.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(prompts["prompts"]["query"], "query: ");
+        // Nothing but the folder is left behind in the parent.
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_import_leaves_nothing_behind() {
+        let mut bytes = tiny_e5s1();
+        bytes.truncate(bytes.len() - 10);
+        let dir = tempfile::tempdir().unwrap();
+        let err = import(&bytes, b"{}", &default_meta(), &dir.path().join("tiny")).unwrap_err();
+        assert!(matches!(err, ImportError::Format(_)), "{err}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 
     #[test]
     fn names_follow_candle_bert() {
