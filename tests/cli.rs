@@ -1,0 +1,109 @@
+//! The `khulasa` command line as a user runs it.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use khulasa_embed::{InputKind, TextEncoder, cosine};
+
+fn khulasa(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_khulasa"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn vectors(out: &Output) -> Vec<Vec<f32>> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON array")
+}
+
+#[test]
+fn embed_prints_one_vector_per_text_in_input_order() {
+    let texts = [
+        "Hello world",
+        "أكد الوزير استمرار التعاون الأمني.",
+        "Bonjour",
+    ];
+    let model = common::model_dir();
+    let model = model.to_str().unwrap();
+    let from_args = vectors(&khulasa(
+        &["embed", "--model", model, texts[0], texts[1], texts[2]],
+        None,
+    ));
+    let from_stdin = vectors(&khulasa(
+        &["embed", "--model", model, "-"],
+        Some(&texts.join("\n")),
+    ));
+    let library = common::encoder().embed(&texts, InputKind::Passage).unwrap();
+    assert_eq!(from_args.len(), 3);
+    assert_eq!(from_stdin.len(), 3);
+    for i in 0..3 {
+        assert_eq!(from_args[i].len(), 384);
+        assert!(cosine(&from_args[i], &library[i]) > 0.99999, "text {i}");
+        assert!(cosine(&from_stdin[i], &library[i]) > 0.99999, "text {i}");
+    }
+}
+
+#[test]
+fn embed_query_uses_the_query_prompt() {
+    let text = "foreign troops in Iraq";
+    let out = vectors(&khulasa(&["embed", "--query", text], None));
+    let library = common::encoder().embed(&[text], InputKind::Query).unwrap();
+    assert!(cosine(&out[0], &library[0]) > 0.99999);
+}
+
+#[test]
+fn a_missing_model_folder_is_a_clear_error() {
+    let out = khulasa(&["embed", "--model", "/nonexistent/model", "x"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/model") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn importing_a_file_that_is_not_e5s1_fails_without_leaving_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("weights.bin");
+    std::fs::write(&bad, b"GGUF not e5s1").unwrap();
+    let tok = dir.path().join("tokenizer.json");
+    std::fs::write(&tok, b"{}").unwrap();
+    let target = dir.path().join("m");
+    let out = khulasa(
+        &[
+            "model",
+            "import",
+            "--weights",
+            bad.to_str().unwrap(),
+            "--tokenizer",
+            tok.to_str().unwrap(),
+            "--out",
+            target.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad magic"));
+    assert!(!target.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
