@@ -1,0 +1,86 @@
+//! Encoder throughput on the default model: tokens per second for batches of
+//! 16×256, 64×64 and 1×512 tokens (padding-free, so every token is real work).
+//!
+//! `cargo bench --bench encoder` (add `-- --threads N` to pin the Candle
+//! thread count through RAYON_NUM_THREADS before the model loads).
+
+use std::time::Instant;
+
+use khulasa_candle::{CandleEncoder, LoadOptions};
+use khulasa_embed::{InputKind, TextEncoder};
+
+/// A text that the model tokenizes to exactly `n` tokens (prompt and
+/// special tokens included), cut from an Arabic/English word stream.
+fn text_of(enc: &CandleEncoder, n: usize, seed: usize) -> String {
+    const WORDS: &str = "أعلنت قيادة العمليات المشتركة انطلاق المرحلة الثالثة من عمليات \
+        تطهير المناطق الصحراوية بمشاركة الجيش والشرطة الاتحادية وبإسناد جوي من التحالف \
+        الدولي the coalition said advisers would stay to support training and intelligence \
+        sharing while parliament debated a timetable for withdrawal of foreign forces";
+    let words: Vec<&str> = WORDS.split_whitespace().collect();
+    let mut text = String::new();
+    let mut i = seed;
+    loop {
+        let next = format!("{text} {}", words[i % words.len()]);
+        let count = enc.count_tokens(next.trim(), InputKind::Passage).unwrap();
+        if count > n {
+            break;
+        }
+        text = next;
+        i += 1;
+    }
+    let text = text.trim().to_string();
+    // Word boundaries may leave us one token short: pad with a single-token word.
+    let mut padded = text.clone();
+    while enc.count_tokens(&padded, InputKind::Passage).unwrap() < n {
+        padded.push_str(" a");
+    }
+    if enc.count_tokens(&padded, InputKind::Passage).unwrap() == n {
+        padded
+    } else {
+        text
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--threads") {
+        // SAFETY: set before any thread pool exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", &args[i + 1]) };
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/multilingual-e5-small");
+    let enc = CandleEncoder::load(
+        &dir,
+        &LoadOptions {
+            token_budget: 16 * 512,
+            ..LoadOptions::default()
+        },
+    )
+    .expect("run `cargo run -- model fetch` first");
+    println!(
+        "threads: {}",
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into())
+    );
+    for (batch, len) in [(16, 256), (64, 64), (1, 512)] {
+        let texts: Vec<String> = (0..batch).map(|i| text_of(&enc, len, i)).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let tokens: usize = refs
+            .iter()
+            .map(|t| enc.count_tokens(t, InputKind::Passage).unwrap())
+            .sum();
+        enc.embed(&refs, InputKind::Passage).unwrap(); // warm-up
+        let runs = (20_000 / tokens).clamp(3, 20);
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            enc.embed(&refs, InputKind::Passage).unwrap();
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        println!(
+            "{batch:>3}×{len:<4} {tokens:>6} tokens  median {:>8.1} ms  {:>7.0} tokens/s  ({runs} runs)",
+            median * 1e3,
+            tokens as f64 / median
+        );
+    }
+}
