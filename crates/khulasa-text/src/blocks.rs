@@ -1,0 +1,457 @@
+//! Cutting a page into blocks (non-empty lines, trimmed) and measuring the
+//! features that tell prose from page furniture: length, terminal
+//! punctuation, list markers, stop-word density and cue phrases.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use crate::cues::{CUES, Cue, Match, STOP_WORDS};
+use crate::normalize::normalize_for_matching;
+
+/// A block of the page with the features classification needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Block {
+    /// Byte range of the block (trimmed) in the page text.
+    pub range: Range<usize>,
+    /// Matching view: normalised, whitespace collapsed, edge punctuation
+    /// and list markers removed.
+    pub key: String,
+    /// Number of words.
+    pub words: usize,
+    /// Ends like a sentence (. ! ? ؟ … possibly before a closing quote).
+    pub terminal: bool,
+    /// Starts with a list marker (•, -, *, 1.) or was indented in the page.
+    pub listish: bool,
+    /// Starts with a list marker.
+    pub bullet: bool,
+    /// A short line made of dates, times and a byline ("By X | 13.04.2024, 10:15 GMT").
+    pub dateish: bool,
+    /// A menu-like line: three or more short items separated by `|`.
+    pub menu_row: bool,
+    /// Share of words that are function words.
+    pub stop_density: f32,
+    /// The cue phrase the block starts with, if any, and whether text
+    /// follows the cue on the same line (e.g. "read also: <headline>").
+    pub cue: Option<(Cue, bool)>,
+}
+
+impl Block {
+    /// Running prose: long enough, and sentence-like.
+    pub fn is_prose(&self) -> bool {
+        !self.bullet
+            && !self.menu_row
+            && ((self.words >= 10 && (self.terminal || self.stop_density >= 0.12))
+                || (self.words >= 20 && !self.listish))
+    }
+
+    /// A headline-like line: a few words, no list marker, not a sentence
+    /// ending in a full stop.
+    pub fn is_headline(&self) -> bool {
+        (3..=30).contains(&self.words) && !self.listish && !self.ends_with_stop()
+    }
+
+    fn ends_with_stop(&self) -> bool {
+        self.terminal && !self.key.ends_with(['؟', '?', '!'])
+    }
+}
+
+const BULLETS: &[char] = &[
+    '•', '·', '▪', '●', '◦', '■', '►', '▶', '*', '-', '–', '—', '»', '>',
+];
+const TERMINALS: &[char] = &['.', '!', '?', '؟', '…', '۔'];
+const CLOSERS: &[char] = &['"', '\'', '”', '’', '»', ')', ']', '»'];
+
+/// Splits `text` into blocks: one per non-empty line, trimmed; a line that
+/// opens with a date notice and runs on into prose is split in two.
+pub(crate) fn blocks(text: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for line in text.split_inclusive(['\n', '\r', '\u{2028}', '\u{2029}']) {
+        let end = start + line.len();
+        let indented = line.starts_with([' ', '\t', '\u{a0}']);
+        if let Some(r) = trim_range(text, start..end) {
+            match split_date_notice(text, r.clone()) {
+                Some((date, rest)) => {
+                    out.push(block(text, date, false));
+                    out.push(block(text, rest, false));
+                }
+                None => out.push(block(text, r, indented)),
+            }
+        }
+        start = end;
+    }
+    out
+}
+
+/// The range without surrounding whitespace (and invisible format
+/// characters), or `None` if nothing is left.
+pub(crate) fn trim_range(text: &str, r: Range<usize>) -> Option<Range<usize>> {
+    let s = &text[r.clone()];
+    let is_blank = |c: char| c.is_whitespace() || is_invisible(c);
+    let lead = s.len() - s.trim_start_matches(is_blank).len();
+    let trimmed = s.trim_start_matches(is_blank).trim_end_matches(is_blank);
+    (!trimmed.is_empty()).then(|| r.start + lead..r.start + lead + trimmed.len())
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        || c.is_control()
+}
+
+fn block(text: &str, range: Range<usize>, indented: bool) -> Block {
+    let raw = &text[range.clone()];
+    let bullet = starts_with_list_marker(raw);
+    let listish = indented || bullet;
+    let key = key_of(raw);
+    let words: Vec<&str> = key.split_whitespace().collect();
+    let stops = stop_words();
+    let n_stop = words.iter().filter(|w| stops.contains(**w)).count();
+    let trimmed_end = raw.trim_end_matches(CLOSERS).trim_end();
+    let terminal = trimmed_end.ends_with(TERMINALS);
+    let cue = match_cue(&key, words.len());
+    let menu_row = is_menu_row(raw);
+    let dateish = !menu_row && is_dateish(raw, words.len());
+    Block {
+        bullet,
+        dateish,
+        menu_row,
+        range,
+        words: words.len(),
+        stop_density: if words.is_empty() {
+            0.0
+        } else {
+            n_stop as f32 / words.len() as f32
+        },
+        terminal,
+        listish,
+        cue,
+        key,
+    }
+}
+
+fn starts_with_list_marker(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if BULLETS.contains(&c) => {
+            // "-" or "—" opening a dateline-less sentence is still a marker
+            // only when followed by a space.
+            matches!(chars.next(), Some(c) if c.is_whitespace())
+        }
+        Some(c) if c.is_ascii_digit() => {
+            let rest = s.trim_start_matches(|c: char| c.is_ascii_digit());
+            rest.starts_with(". ") || rest.starts_with(") ")
+        }
+        _ => false,
+    }
+}
+
+/// The matching view of a line: normalised, list markers and edge
+/// punctuation stripped, whitespace collapsed.
+pub(crate) fn key_of(raw: &str) -> String {
+    let norm = normalize_for_matching(raw);
+    let stripped = norm
+        .trim_start_matches(|c: char| BULLETS.contains(&c) || c.is_whitespace())
+        .trim_matches(|c: char| {
+            c.is_whitespace()
+                || matches!(
+                    c,
+                    ':' | '：' | '.' | '|' | '-' | '–' | '—' | '(' | ')' | '[' | ']'
+                )
+        });
+    stripped.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn stop_words() -> &'static HashSet<String> {
+    static SET: OnceLock<HashSet<String>> = OnceLock::new();
+    SET.get_or_init(|| {
+        STOP_WORDS
+            .iter()
+            .map(|w| normalize_for_matching(w))
+            .collect()
+    })
+}
+
+fn cue_table() -> &'static [(Cue, Match, String)] {
+    static TABLE: OnceLock<Vec<(Cue, Match, String)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t: Vec<_> = CUES.iter().map(|&(c, m, p)| (c, m, key_of(p))).collect();
+        // Longest phrases first, so "الخبر السابق" wins over "السابق".
+        t.sort_by_key(|(_, _, p)| std::cmp::Reverse(p.len()));
+        t
+    })
+}
+
+/// The cue `key` (a line's matching view) starts with, and whether text
+/// follows it.
+fn match_cue(key: &str, words: usize) -> Option<(Cue, bool)> {
+    for (cue, how, phrase) in cue_table() {
+        match how {
+            Match::Whole if key == phrase => return Some((*cue, false)),
+            Match::Prefix => {
+                let Some(rest) = key.strip_prefix(phrase.as_str()) else {
+                    continue;
+                };
+                let spaced = rest.starts_with(char::is_whitespace);
+                let delimited = matches!(
+                    rest.trim_start().chars().next(),
+                    None | Some(':' | '：' | '|' | '-' | '–' | '—' | '/' | '(')
+                );
+                if !(delimited || spaced) {
+                    continue; // the phrase is only the start of a longer word
+                }
+                // "المصدر: وكالة" is a credit; "المصدر الأمني قال إن..." is prose.
+                let short = words <= 6 || *cue == Cue::ReadAlso;
+                if delimited || (spaced && short) {
+                    let rest = rest.trim_start_matches(|c: char| {
+                        c.is_whitespace()
+                            || c.is_ascii_digit()
+                            || matches!(c, ':' | '：' | '|' | '-' | '–' | '—' | '/' | '(' | ')')
+                    });
+                    return Some((*cue, !rest.is_empty()));
+                }
+            }
+            Match::Anywhere if words <= 40 && key.contains(phrase.as_str()) => {
+                return Some((*cue, true));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Three or more short items separated by `|`: a menu or a row of links.
+fn is_menu_row(raw: &str) -> bool {
+    let items: Vec<&str> = raw.split(['|', '¦']).map(str::trim).collect();
+    items.len() >= 3 && items.iter().all(|i| i.split_whitespace().count() <= 4)
+}
+
+/// A short line that is mostly a date or time (with maybe a weekday, a
+/// byline or an update notice): "الأربعاء 12.06.2024 - 09:30",
+/// "By Staff Reporter | 13.04.2024, 10:15 GMT", "مارس 22, 2025آخر تحديث: مارس 22, 2025".
+fn is_dateish(raw: &str, words: usize) -> bool {
+    if words == 0 || words > 12 {
+        return false;
+    }
+    let has_date = raw
+        .split(|c: char| !(c.is_numeric() || matches!(c, '.' | '/' | ':' | '-')))
+        .any(|tok| {
+            let digits = tok.chars().filter(|c| c.is_numeric()).count();
+            let seps = tok
+                .chars()
+                .filter(|c| matches!(c, '.' | '/' | ':' | '-'))
+                .count();
+            (digits >= 3 && seps >= 1 && tok.chars().next().is_some_and(char::is_numeric))
+                || (digits == 4 && seps == 0)
+        });
+    if !has_date {
+        return false;
+    }
+    let tokens: Vec<&str> = raw.split_whitespace().collect();
+    let datey = tokens.iter().filter(|t| is_date_token(t)).count();
+    let byline =
+        raw.trim_start().to_lowercase().starts_with("by ") || raw.trim_start().starts_with("بقلم");
+    byline || datey * 2 >= tokens.len()
+}
+
+/// A line like "آخر تحديث: 8 غشت 2023 - 12:25 م بغداد/ ... <prose>" holds a
+/// date notice and the story's first paragraph: returns the two ranges.
+fn split_date_notice(text: &str, r: Range<usize>) -> Option<(Range<usize>, Range<usize>)> {
+    let line = &text[r.clone()];
+    let key = key_of(line);
+    if !matches!(match_cue(&key, 1), Some((Cue::Date, true)))
+        || line.split_whitespace().count() < 14
+    {
+        return None;
+    }
+    // Walk past the notice, its colon and the date/time tokens that follow.
+    let colon = line.find([':', '：'])?;
+    let mut end = colon + line[colon..].chars().next()?.len_utf8();
+    let mut rest = &line[end..];
+    loop {
+        let trimmed = rest.trim_start();
+        let word_len = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+        let word = &trimmed[..word_len];
+        if word.is_empty() || !is_date_token(word) {
+            break;
+        }
+        let advance = rest.len() - trimmed.len() + word_len;
+        end += advance;
+        rest = &line[end..];
+    }
+    let date = trim_range(text, r.start..r.start + end)?;
+    let body = trim_range(text, r.start + end..r.end)?;
+    Some((date, body))
+}
+
+fn is_date_token(word: &str) -> bool {
+    const MONTHS: &[&str] = &[
+        "يناير",
+        "فبراير",
+        "مارس",
+        "أبريل",
+        "ابريل",
+        "مايو",
+        "يونيو",
+        "يوليو",
+        "أغسطس",
+        "اغسطس",
+        "سبتمبر",
+        "أكتوبر",
+        "اكتوبر",
+        "نوفمبر",
+        "ديسمبر",
+        "كانون",
+        "شباط",
+        "آذار",
+        "نيسان",
+        "أيار",
+        "حزيران",
+        "تموز",
+        "آب",
+        "أيلول",
+        "تشرين",
+        "الأول",
+        "الثاني",
+        "غشت",
+        "يوليوز",
+        "ماي",
+        "يونيو",
+        "شتنبر",
+        "دجنبر",
+        "نونبر",
+        "ص",
+        "م",
+        "am",
+        "pm",
+        "gmt",
+        "utc",
+        "-",
+        "/",
+        "|",
+        "،",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "الساعة",
+        "بتوقيت",
+        "غرينتش",
+        "السبت",
+        "الأحد",
+        "الاثنين",
+        "الإثنين",
+        "الثلاثاء",
+        "الأربعاء",
+        "الخميس",
+        "الجمعة",
+    ];
+    let w = word.trim_matches(|c: char| matches!(c, ',' | '،' | '(' | ')'));
+    w.is_empty()
+        || w.chars()
+            .all(|c| c.is_numeric() || matches!(c, ':' | '/' | '-' | '.' | ','))
+        || w.trim_end_matches(|c: char| c.is_ascii_alphabetic())
+            .chars()
+            .all(char::is_numeric)
+            && w.chars().next().is_some_and(char::is_numeric)
+        || MONTHS.iter().any(|m| m.eq_ignore_ascii_case(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str) -> Block {
+        let b = blocks(line);
+        assert_eq!(b.len(), 1, "{line:?}");
+        b.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn cues_match_variants_and_say_whether_text_follows() {
+        let check = |line: &str, cue: Option<(Cue, bool)>| assert_eq!(one(line).cue, cue, "{line}");
+        check("إقرأ أيضاً:", Some((Cue::ReadAlso, false)));
+        check("اقرأ ايضا", Some((Cue::ReadAlso, false)));
+        check(
+            "إقرأ أيضا:عنوان خبر آخر عن الطقس",
+            Some((Cue::ReadAlso, true)),
+        );
+        check(
+            "Read also: Markets rally after the vote",
+            Some((Cue::ReadAlso, true)),
+        );
+        check("المصدر: وكالة الأنباء", Some((Cue::Source, true)));
+        check(
+            "المصدر الأمني قال للصحفيين إن القوات وصلت إلى المنطقة صباح اليوم",
+            None,
+        );
+        check("كلمات دلالية: العراق، الأمن", Some((Cue::Tags, true)));
+        check("مقالات مشابهة", Some((Cue::Related, false)));
+        check("  • مقالات مشابهة", Some((Cue::Related, false)));
+        check(
+            "Your browser does not support the video tag.",
+            Some((Cue::Media, true)),
+        );
+        check(
+            "© 2025 Example News. All rights reserved.",
+            Some((Cue::Footer, true)),
+        );
+        check("التالي", Some((Cue::PrevNext, false)));
+        check(
+            "Shares of the state oil company rose sharply on Monday after the announcement.",
+            None,
+        );
+    }
+
+    #[test]
+    fn features_tell_prose_from_headlines_and_lists() {
+        let prose =
+            one("وقال المتحدث باسم الوزارة إن الجانبين اتفقا على مواصلة التعاون في مجال التدريب.");
+        assert!(prose.is_prose() && !prose.is_headline());
+        let headline = one("بغداد وواشنطن تبحثان مستقبل التعاون العسكري");
+        assert!(headline.is_headline() && !headline.is_prose());
+        let bullet = one("  • وزير الخارجية يستقبل نظيره الأردني");
+        assert!(bullet.listish && !bullet.is_headline());
+    }
+
+    #[test]
+    fn a_date_notice_running_into_the_first_paragraph_is_split() {
+        let line = "آخر تحديث: 3 مارس 2024 - 10:15 ص بغداد - أعلنت وزارة الدفاع اليوم عن وصول دفعة جديدة من المدربين إلى قاعدة التاجي شمال العاصمة.";
+        let b = blocks(line);
+        assert_eq!(b.len(), 2);
+        assert_eq!(
+            &line[b[0].range.clone()],
+            "آخر تحديث: 3 مارس 2024 - 10:15 ص"
+        );
+        assert!(line[b[1].range.clone()].starts_with("بغداد - أعلنت"));
+    }
+
+    #[test]
+    fn blocks_are_trimmed_lines_with_exact_offsets() {
+        let text = "  first line  \r\n\n\u{200f}second\n   \n";
+        let b = blocks(text);
+        let got: Vec<&str> = b.iter().map(|b| &text[b.range.clone()]).collect();
+        assert_eq!(got, ["first line", "second"]);
+        assert!(b[0].listish, "an indented line counts as list-like");
+    }
+}
