@@ -72,6 +72,15 @@ enum Command {
         /// Texts to embed; `-` (or none) reads one text per line from stdin.
         texts: Vec<String>,
     },
+    /// Isolate the main story of a page and split it into sentences; prints
+    /// JSON (main_story, sentences with offsets, removed blocks, language).
+    Clean {
+        /// The page: a file, or `-` for stdin.
+        file: PathBuf,
+        /// Treat the input as HTML (default: by extension .html/.htm).
+        #[arg(long)]
+        html: bool,
+    },
     /// Describe a model folder as JSON.
     Info {
         #[command(flatten)]
@@ -155,6 +164,28 @@ fn run(command: Command) -> anyhow::Result<()> {
             let vectors = encoder.embed(&refs, kind)?;
             let mut out = std::io::stdout().lock();
             serde_json::to_writer(&mut out, &vectors)?;
+            writeln!(out)?;
+            Ok(())
+        }
+        Command::Clean { file, html } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let is_html = html
+                || file.extension().is_some_and(|e| {
+                    e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm")
+                });
+            let page = if is_html {
+                khulasa_text::Page::Html(&text)
+            } else {
+                khulasa_text::Page::Text(&text)
+            };
+            let article = khulasa_text::clean(page, &khulasa_text::CleanOptions::default())?;
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &article)?;
             writeln!(out)?;
             Ok(())
         }
