@@ -56,6 +56,7 @@ fn main() {
         },
     )
     .expect("run `cargo run -- model fetch` first");
+    println!("after load: {}", memory());
     println!(
         "threads: {}",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into())
@@ -83,4 +84,19 @@ fn main() {
             tokens as f64 / median
         );
     }
+    println!("after runs: {}", memory());
+}
+
+/// Resident and peak resident memory of this process (Linux).
+fn memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or_else(|| "?".to_string(), |kb| format!("{} MiB", kb / 1024))
+    };
+    format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
 }
