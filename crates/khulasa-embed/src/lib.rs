@@ -11,6 +11,8 @@ use std::ops::Range;
 
 use serde::Serialize;
 
+pub mod testing;
+
 /// How a text is going to be used, which selects the model's input prompt
 /// (for e5 models `"query: "` or `"passage: "`, read from the model folder's
 /// metadata, never written at call sites).
