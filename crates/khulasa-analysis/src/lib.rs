@@ -1,0 +1,436 @@
+//! What users come for: per article, calibrated multi-label topics, stance
+//! toward a target with evidence and a cooperation/conflict score, and an
+//! extractive summary of its security-cooperation content (or a generic
+//! one).
+//!
+//! Everything works zero-shot from descriptions and improves few-shot from
+//! examples; all of it is data ([`data`]). [`Analyzer`] embeds that data once
+//! with any [`TextEncoder`] and then analyses cleaned articles
+//! ([`khulasa_text::CleanedArticle`]).
+//!
+//! **Invariant:** never names a Candle type; tests run it on
+//! [`khulasa_embed::testing::HashingEncoder`].
+#![deny(missing_docs)]
+
+pub mod data;
+mod math;
+pub mod stance;
+pub mod summary;
+pub mod topic;
+mod vectors;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use khulasa_embed::{EncodeError, InputKind, TextEncoder};
+use khulasa_text::CleanedArticle;
+use serde::Serialize;
+
+pub use crate::data::{AnalysisData, Label, LabelSet};
+pub use crate::stance::{Evidence, StanceLabel, StanceProbabilities, StanceResult};
+pub use crate::summary::{SummaryBudget, SummaryResult, SummarySentence, SummaryStatus};
+pub use crate::topic::{LabelScore, TopicMethod, TopicResult};
+pub use crate::vectors::SentenceVectors;
+
+use crate::math::{dot, mean_unit};
+use crate::stance::{PreparedTarget, StanceModel};
+use crate::summary::{Candidate, PreparedFocus};
+use crate::topic::TopicModel;
+
+/// Errors of the analysis.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalysisError {
+    /// A data file is missing or malformed.
+    #[error("{origin}: {message}")]
+    Data {
+        /// File or request part.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A request names a label set that is not loaded.
+    #[error("unknown label set {0:?}")]
+    UnknownLabelSet(String),
+    /// A request is malformed (e.g. an empty target).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The encoder failed.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// Which label set a request uses.
+#[derive(Debug, Clone, Default)]
+pub enum LabelSetChoice {
+    /// The default set (`security-news`).
+    #[default]
+    Default,
+    /// A loaded set by name.
+    Named(String),
+    /// A set sent with the request.
+    Inline(LabelSet),
+}
+
+/// What a summary is about.
+#[derive(Debug, Clone, Default)]
+pub enum FocusChoice {
+    /// The default focus: security cooperation.
+    #[default]
+    Default,
+    /// Another focus, as free text.
+    Text(String),
+    /// No focus: a generic summary.
+    Generic,
+}
+
+/// Which analyses to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tasks {
+    /// Topic classification.
+    pub topics: bool,
+    /// Stance and cooperation/conflict.
+    pub stance: bool,
+    /// Extractive summary.
+    pub summary: bool,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Self {
+            topics: true,
+            stance: true,
+            summary: true,
+        }
+    }
+}
+
+/// What one analysis request asks for.
+#[derive(Debug, Clone, Default)]
+pub struct AnalysisRequest {
+    /// Which analyses.
+    pub tasks: Tasks,
+    /// The label set.
+    pub label_set: LabelSetChoice,
+    /// The stance target as free text; `None` for the default target.
+    pub target: Option<String>,
+    /// The summary focus.
+    pub focus: FocusChoice,
+    /// The summary budget.
+    pub budget: SummaryBudget,
+}
+
+/// Longest free-text target or focus, in characters.
+pub const MAX_TARGET_CHARS: usize = 1000;
+
+/// The analyses of one article.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    /// Topics, when asked for.
+    pub topics: Option<TopicResult>,
+    /// Stance, when asked for.
+    pub stance: Option<StanceResult>,
+    /// Summary, when asked for.
+    pub summary: Option<SummaryResult>,
+}
+
+/// How the analyzer works.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnalyzerOptions {
+    /// How sentence vectors are made.
+    pub sentence_vectors: SentenceVectors,
+}
+
+/// Most inline label sets whose prepared models are kept.
+const TOPIC_CACHE: usize = 32;
+
+/// The analysis data, embedded once, ready to analyse articles.
+pub struct Analyzer {
+    encoder: Arc<dyn TextEncoder>,
+    data: AnalysisData,
+    options: AnalyzerOptions,
+    background: Vec<Vec<f32>>,
+    topic_models: Mutex<HashMap<u64, Arc<TopicModel>>>,
+    default_target: PreparedTarget,
+    stance: StanceModel,
+    focus: PreparedFocus,
+}
+
+impl Analyzer {
+    /// Embeds the data with `encoder`: label sets, targets, prototypes,
+    /// event types, focus, and the calibration background (every example
+    /// sentence in the data: varied news across topics and attitudes).
+    pub fn new(
+        encoder: Arc<dyn TextEncoder>,
+        data: AnalysisData,
+        options: AnalyzerOptions,
+    ) -> Result<Self, AnalysisError> {
+        let e = encoder.as_ref();
+        let passages = |t: &[String]| -> Result<Vec<Vec<f32>>, EncodeError> {
+            let refs: Vec<&str> = t.iter().map(String::as_str).collect();
+            e.embed(&refs, InputKind::Passage)
+        };
+        let mut pool: Vec<String> = data
+            .label_sets
+            .values()
+            .flat_map(|s| s.labels.iter().flat_map(|l| l.examples.iter().cloned()))
+            .chain(data.polarity.supportive.statements.iter().cloned())
+            .chain(data.polarity.critical.statements.iter().cloned())
+            .chain(data.polarity.neutral.statements.iter().cloned())
+            .chain(
+                data.events
+                    .iter()
+                    .flat_map(|ev| ev.examples.iter().cloned()),
+            )
+            .collect();
+        pool.sort();
+        pool.dedup();
+        let background = passages(&pool)?;
+        let dim = e.info().dim;
+
+        let stance = StanceModel::new(
+            [
+                passages(&data.polarity.supportive.statements)?,
+                passages(&data.polarity.critical.statements)?,
+                passages(&data.polarity.neutral.statements)?,
+            ],
+            &data.cues,
+            data.events
+                .iter()
+                .map(|ev| Ok((ev.goldstein.clamp(-10.0, 10.0), passages(&ev.examples)?)))
+                .collect::<Result<_, EncodeError>>()?,
+            &background,
+        );
+        let target = data.default_target();
+        let target_vec = mean_unit(&queries(e, &target.description)?, dim);
+        let default_target = PreparedTarget::new(target.id.clone(), target_vec, &background);
+        let focus_vec = mean_unit(&queries(e, &data.focus.description)?, dim);
+        let focus = prepare_focus(focus_vec, &background);
+
+        let analyzer = Self {
+            encoder,
+            data,
+            options,
+            background,
+            topic_models: Mutex::new(HashMap::new()),
+            default_target,
+            stance,
+            focus,
+        };
+        for set in analyzer.data.label_sets.values() {
+            analyzer.topic_model(set)?;
+        }
+        tracing::info!(
+            label_sets = analyzer.data.label_sets.len(),
+            background = analyzer.background.len(),
+            "analysis data embedded"
+        );
+        Ok(analyzer)
+    }
+
+    /// The data the analyzer runs on.
+    pub fn data(&self) -> &AnalysisData {
+        &self.data
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &dyn TextEncoder {
+        self.encoder.as_ref()
+    }
+
+    /// Analyses a cleaned article; `source` is the text its offsets refer to
+    /// (the client's text, or the extracted text for HTML).
+    pub fn analyze(
+        &self,
+        article: &CleanedArticle,
+        source: &str,
+        request: &AnalysisRequest,
+    ) -> Result<Analysis, AnalysisError> {
+        let vectors = vectors::article_vectors(
+            self.encoder.as_ref(),
+            article,
+            source,
+            self.options.sentence_vectors,
+        )?;
+        let all: Vec<&[f32]> = vectors.sentences.iter().map(Vec::as_slice).collect();
+        let body: Vec<usize> = (0..article.sentences.len())
+            .filter(|&i| !article.sentences[i].is_title)
+            .collect();
+
+        let topics = if request.tasks.topics && !article.sentences.is_empty() {
+            let model = match &request.label_set {
+                LabelSetChoice::Default => {
+                    self.topic_model(&self.data.label_sets[&self.data.default_label_set])?
+                }
+                LabelSetChoice::Named(name) => {
+                    let set = self
+                        .data
+                        .label_sets
+                        .get(name)
+                        .ok_or_else(|| AnalysisError::UnknownLabelSet(name.clone()))?;
+                    self.topic_model(set)?
+                }
+                LabelSetChoice::Inline(set) => {
+                    set.validate().map_err(AnalysisError::InvalidRequest)?;
+                    self.topic_model(set)?
+                }
+            };
+            Some(model.classify(&vectors.article, &all))
+        } else {
+            None
+        };
+
+        let stance = if request.tasks.stance && !article.sentences.is_empty() {
+            let target = match &request.target {
+                None => None,
+                Some(t) => Some(self.prepare_target(t)?),
+            };
+            let target = target.as_ref().unwrap_or(&self.default_target);
+            let sentences: Vec<(usize, &str, &[f32])> = article
+                .sentences
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.text.as_str(), all[i]))
+                .collect();
+            Some(self.stance.stance(target, &vectors.article, &sentences))
+        } else {
+            None
+        };
+
+        let summary = if request.tasks.summary {
+            let custom;
+            let focus = match &request.focus {
+                FocusChoice::Default => Some(&self.focus),
+                FocusChoice::Generic => None,
+                FocusChoice::Text(t) => {
+                    check_free_text("focus", t)?;
+                    let v = mean_unit(
+                        &queries(self.encoder.as_ref(), std::slice::from_ref(t))?,
+                        self.dim(),
+                    );
+                    custom = prepare_focus(v, &self.background);
+                    Some(&custom)
+                }
+            };
+            let candidates: Vec<Candidate<'_>> = body
+                .iter()
+                .map(|&i| Candidate {
+                    index: i,
+                    sentence: &article.sentences[i],
+                    vector: all[i],
+                })
+                .collect();
+            let title = title_vector(article, &vectors.sentences, self.dim());
+            Some(summary::summarise(
+                &candidates,
+                title.as_deref(),
+                focus,
+                &request.budget,
+            ))
+        } else {
+            None
+        };
+        Ok(Analysis {
+            topics,
+            stance,
+            summary,
+        })
+    }
+
+    fn dim(&self) -> usize {
+        self.encoder.info().dim
+    }
+
+    fn prepare_target(&self, text: &str) -> Result<PreparedTarget, AnalysisError> {
+        check_free_text("target", text)?;
+        let v = mean_unit(
+            &queries(self.encoder.as_ref(), &[text.to_string()])?,
+            self.dim(),
+        );
+        Ok(PreparedTarget::new(text.to_string(), v, &self.background))
+    }
+
+    /// The prepared model of `set`, built once per distinct content.
+    fn topic_model(&self, set: &LabelSet) -> Result<Arc<TopicModel>, AnalysisError> {
+        let key = set.fingerprint();
+        if let Some(m) = self.topic_models.lock().expect("not poisoned").get(&key) {
+            return Ok(m.clone());
+        }
+        let e = self.encoder.as_ref();
+        let descriptions = set
+            .labels
+            .iter()
+            .map(|l| queries(e, &l.description))
+            .collect::<Result<Vec<_>, _>>()?;
+        let examples = set
+            .labels
+            .iter()
+            .map(|l| {
+                let refs: Vec<&str> = l.examples.iter().map(String::as_str).collect();
+                if refs.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    e.embed(&refs, InputKind::Passage)
+                }
+            })
+            .collect::<Result<Vec<_>, EncodeError>>()?;
+        let model = Arc::new(TopicModel::build(
+            set,
+            descriptions,
+            examples,
+            &self.background,
+            self.dim(),
+        ));
+        let mut cache = self.topic_models.lock().expect("not poisoned");
+        if cache.len() >= TOPIC_CACHE + self.data.label_sets.len() {
+            // Forget inline sets; the loaded ones are rebuilt on demand.
+            cache.clear();
+        }
+        cache.insert(key, model.clone());
+        Ok(model)
+    }
+}
+
+fn queries(e: &dyn TextEncoder, texts: &[String]) -> Result<Vec<Vec<f32>>, EncodeError> {
+    let refs: Vec<&str> = texts
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    e.embed(&refs, InputKind::Query)
+}
+
+fn prepare_focus(vector: Vec<f32>, background: &[Vec<f32>]) -> PreparedFocus {
+    let calibration = math::Calibration::fit(background.iter().map(|b| dot(b, &vector)));
+    PreparedFocus {
+        vector,
+        calibration,
+    }
+}
+
+fn check_free_text(what: &str, text: &str) -> Result<(), AnalysisError> {
+    if text.trim().is_empty() {
+        return Err(AnalysisError::InvalidRequest(format!(
+            "the {what} is empty"
+        )));
+    }
+    let n = text.chars().count();
+    if n > MAX_TARGET_CHARS {
+        return Err(AnalysisError::InvalidRequest(format!(
+            "the {what} has {n} characters; at most {MAX_TARGET_CHARS}"
+        )));
+    }
+    Ok(())
+}
+
+/// The title's vector: the mean of its sentences' vectors.
+fn title_vector(article: &CleanedArticle, sentences: &[Vec<f32>], dim: usize) -> Option<Vec<f32>> {
+    let title: Vec<Vec<f32>> = article
+        .sentences
+        .iter()
+        .zip(sentences)
+        .filter(|(s, _)| s.is_title)
+        .map(|(_, v)| v.clone())
+        .collect();
+    (!title.is_empty()).then(|| mean_unit(&title, dim))
+}
