@@ -2,11 +2,15 @@
 //! summaries for Arabic security news, served over gRPC.
 //!
 //! This package is the binary and its glue: the command line (`src/main.rs`),
-//! the generated protobuf types ([`proto`]) and the model-folder defaults
-//! ([`model_dir`]). The model layer lives in `crates/` (see ARCHITECTURE.md).
+//! the per-article pipeline and its JSON contract ([`pipeline`]), reading
+//! inputs ([`inputs`]), the dev-set evaluation ([`eval`]), the generated
+//! protobuf types ([`proto`]) and the model-folder defaults ([`model_dir`]). The model layer lives in `crates/` (see ARCHITECTURE.md).
 #![deny(missing_docs)]
 
+pub mod eval;
+pub mod inputs;
 pub mod model_dir;
+pub mod pipeline;
 
 /// Types and service stubs generated from `proto/khulasa/v1/*.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

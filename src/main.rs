@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use khulasa::model_dir;
+use khulasa::{eval, inputs, model_dir, pipeline};
+use khulasa_analysis::{
+    AnalysisData, Analyzer, AnalyzerOptions, FocusChoice, SentenceVectors, SummaryBudget,
+};
 use khulasa_candle::{CandleEncoder, LoadOptions};
 use khulasa_embed::{InputKind, TextEncoder};
 use khulasa_import::{DefaultModel, FetchOutcome};
@@ -60,8 +63,87 @@ impl ModelArgs {
     }
 }
 
+#[derive(clap::Args)]
+struct AnalysisArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Folder with the analysis data (labels/, stance/, events/, focus/).
+    #[arg(long, default_value = model_dir::MODELS_DIR, env = "KHULASA_DATA")]
+    data_dir: PathBuf,
+    /// More label-set folders (every .toml in them is loaded).
+    #[arg(long)]
+    labels_dir: Vec<PathBuf>,
+    /// How sentence vectors are made: separate passes, or pooled from one pass.
+    #[arg(long, value_enum, default_value_t = VectorsArg::Separate)]
+    sentence_vectors: VectorsArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VectorsArg {
+    Separate,
+    Pooled,
+}
+
+impl AnalysisArgs {
+    fn analyzer(&self) -> anyhow::Result<Analyzer> {
+        let data = AnalysisData::load(&self.data_dir, &self.labels_dir)?;
+        let encoder = std::sync::Arc::new(self.model.load()?);
+        let options = AnalyzerOptions {
+            sentence_vectors: match self.sentence_vectors {
+                VectorsArg::Separate => SentenceVectors::Separate,
+                VectorsArg::Pooled => SentenceVectors::Pooled,
+            },
+        };
+        Ok(Analyzer::new(encoder, data, options)?)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Analyse articles: main story, topics, stance, summary; JSONL out,
+    /// one line per input (an input that fails gets an `error` line).
+    Analyze {
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+        /// Label set: a loaded set's name or a .toml file (default security-news).
+        #[arg(long)]
+        labels: Option<String>,
+        /// Stance target as free text (default: US–Iraq security cooperation).
+        #[arg(long)]
+        target: Option<String>,
+        /// Summary focus as free text (default: security cooperation).
+        #[arg(long, conflicts_with = "generic")]
+        focus: Option<String>,
+        /// A generic summary instead of a focused one.
+        #[arg(long)]
+        generic: bool,
+        /// Most sentences in a summary.
+        #[arg(long, default_value_t = 3)]
+        max_sentences: usize,
+        /// Most characters in a summary (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        max_chars: usize,
+        /// Write JSONL here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// .txt/.html files, directories of them, .jsonl files, or `-` (JSONL on stdin).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Evaluate on a dev set: topic and stance macro-F1, summary ROUGE.
+    Eval {
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+        /// The dev set (JSONL).
+        #[arg(long, default_value = "tests/fixtures/devset/devset.jsonl")]
+        devset: PathBuf,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write per-article gold and predictions (JSONL) here.
+        #[arg(long)]
+        dump: Option<PathBuf>,
+    },
     /// Print one embedding per text as a JSON array, in input order.
     Embed {
         #[command(flatten)]
@@ -187,6 +269,86 @@ fn run(command: Command) -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &article)?;
             writeln!(out)?;
+            Ok(())
+        }
+        Command::Analyze {
+            analysis,
+            labels,
+            target,
+            focus,
+            generic,
+            max_sentences,
+            max_chars,
+            output,
+            inputs: paths,
+        } => {
+            let options = pipeline::RunOptions {
+                label_set: match &labels {
+                    Some(l) => pipeline::label_set_choice(l)?,
+                    None => Default::default(),
+                },
+                target,
+                focus: match (generic, focus) {
+                    (true, _) => FocusChoice::Generic,
+                    (false, Some(f)) => FocusChoice::Text(f),
+                    (false, None) => FocusChoice::Default,
+                },
+                budget: SummaryBudget {
+                    max_sentences,
+                    max_chars,
+                    ratio: 0.0,
+                },
+                tasks: Default::default(),
+            };
+            let analyzer = analysis.analyzer()?;
+            let mut out: Box<dyn Write> = match &output {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut failed = 0;
+            for item in inputs::collect(&paths) {
+                let record = match item {
+                    Ok(input) => pipeline::run(&analyzer, &input, &options),
+                    Err((id, message)) => {
+                        pipeline::ArticleOutput::failed(id, "invalid_argument", message)
+                    }
+                };
+                if let Some(e) = &record.error {
+                    failed += 1;
+                    tracing::warn!(id = %record.id, code = e.code, "{}", e.message);
+                }
+                serde_json::to_writer(&mut out, &record)?;
+                writeln!(out)?;
+                out.flush()?;
+            }
+            anyhow::ensure!(
+                failed == 0,
+                "{failed} input(s) failed; see their error lines"
+            );
+            Ok(())
+        }
+        Command::Eval {
+            analysis,
+            devset,
+            json,
+            dump,
+        } => {
+            let analyzer = analysis.analyzer()?;
+            let devset = eval::read_devset(&devset)?;
+            let report = eval::evaluate(&analyzer, &devset)?;
+            if let Some(path) = dump {
+                let lines: Vec<String> = report.details.iter().map(|d| d.to_string()).collect();
+                std::fs::write(&path, lines.join("\n") + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
             Ok(())
         }
         Command::Info { model } => {

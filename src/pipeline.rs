@@ -1,0 +1,230 @@
+//! The whole per-article pipeline (clean → embed → analyse) and its JSON
+//! contract, shared by `khulasa analyze`, `khulasa eval` and the service.
+
+use std::path::Path;
+
+use khulasa_analysis::{
+    Analysis, AnalysisError, AnalysisRequest, Analyzer, FocusChoice, LabelScore, LabelSet,
+    LabelSetChoice, StanceResult, SummaryBudget, SummaryResult, Tasks,
+};
+use khulasa_text::{CleanOptions, Page};
+use serde::{Deserialize, Serialize};
+
+/// One article as clients send it (a JSONL line of `khulasa analyze`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArticleInput {
+    /// The caller's id, echoed back.
+    #[serde(default)]
+    pub id: String,
+    /// The page as plain text (exactly one of `text` and `html`).
+    pub text: Option<String>,
+    /// The page as HTML.
+    pub html: Option<String>,
+    /// The headline, if the caller knows it and the text lacks it.
+    pub title: Option<String>,
+    /// Where the page came from (informational).
+    pub url: Option<String>,
+    /// Language hint (informational; the language is detected).
+    pub language_hint: Option<String>,
+    /// Stance target for this article (free text).
+    pub target: Option<String>,
+    /// Summary focus for this article (free text).
+    pub focus: Option<String>,
+    /// Label set name for this article.
+    pub label_set: Option<String>,
+}
+
+/// Options that apply to every article unless the article overrides them.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Label set: a loaded name, or an inline set.
+    pub label_set: LabelSetChoice,
+    /// Default stance target (`None`: the data's default target).
+    pub target: Option<String>,
+    /// Summary focus.
+    pub focus: FocusChoice,
+    /// Summary budget.
+    pub budget: SummaryBudget,
+    /// Which analyses run.
+    pub tasks: Tasks,
+}
+
+/// The main story in the output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MainStoryOut {
+    /// Headline.
+    pub title: Option<String>,
+    /// Body paragraphs joined by blank lines.
+    pub text: String,
+}
+
+/// Stance in the output (the analysis result plus nothing else).
+pub type StanceOut = StanceResult;
+
+/// A failure for one input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorOut {
+    /// `invalid_argument` (the input is at fault) or `internal`.
+    pub code: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// One line of `khulasa analyze` output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArticleOutput {
+    /// The input's id.
+    pub id: String,
+    /// Detected language of the main story (ISO 639-1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The main story.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_story: Option<MainStoryOut>,
+    /// Every sentence of the main story with offsets (title first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentences: Option<Vec<khulasa_text::Sentence>>,
+    /// Topic probabilities, most probable first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<LabelScore>>,
+    /// The most probable topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_topic: Option<String>,
+    /// Stance toward the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stance: Option<StanceOut>,
+    /// Extractive summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<SummaryResult>,
+    /// Instead of results, when this input failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorOut>,
+}
+
+impl ArticleOutput {
+    /// An output line that reports a failure.
+    pub fn failed(id: String, code: &'static str, message: String) -> Self {
+        Self {
+            id,
+            language: None,
+            main_story: None,
+            sentences: None,
+            topics: None,
+            primary_topic: None,
+            stance: None,
+            summary: None,
+            error: Some(ErrorOut { code, message }),
+        }
+    }
+}
+
+/// Runs the pipeline on one input; failures become an error output.
+pub fn run(analyzer: &Analyzer, input: &ArticleInput, options: &RunOptions) -> ArticleOutput {
+    match try_run(analyzer, input, options) {
+        Ok(out) => out,
+        Err(PipelineError::Invalid(m)) => {
+            ArticleOutput::failed(input.id.clone(), "invalid_argument", m)
+        }
+        Err(PipelineError::Internal(m)) => ArticleOutput::failed(input.id.clone(), "internal", m),
+    }
+}
+
+/// Why an input failed.
+#[derive(Debug)]
+pub enum PipelineError {
+    /// The input or its options are at fault.
+    Invalid(String),
+    /// Something failed inside.
+    Internal(String),
+}
+
+impl From<AnalysisError> for PipelineError {
+    fn from(e: AnalysisError) -> Self {
+        match e {
+            AnalysisError::UnknownLabelSet(_)
+            | AnalysisError::InvalidRequest(_)
+            | AnalysisError::Data { .. } => Self::Invalid(e.to_string()),
+            _ => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Runs the pipeline on one input.
+pub fn try_run(
+    analyzer: &Analyzer,
+    input: &ArticleInput,
+    options: &RunOptions,
+) -> Result<ArticleOutput, PipelineError> {
+    let page = match (&input.text, &input.html) {
+        (Some(t), None) => Page::Text(t),
+        (None, Some(h)) => Page::Html(h),
+        (Some(_), Some(_)) => {
+            return Err(PipelineError::Invalid("give text or html, not both".into()));
+        }
+        (None, None) => {
+            return Err(PipelineError::Invalid(
+                "the article has neither text nor html".into(),
+            ));
+        }
+    };
+    let source = match page {
+        Page::Text(t) | Page::Html(t) => t,
+    };
+    if source.trim().is_empty() {
+        return Err(PipelineError::Invalid("the article is empty".into()));
+    }
+    let mut article = khulasa_text::clean(page, &CleanOptions::default())
+        .map_err(|e| PipelineError::Invalid(e.to_string()))?;
+    if article.main_story.title.is_none() {
+        article.main_story.title = input.title.clone().filter(|t| !t.trim().is_empty());
+    }
+    let offsets_in = article
+        .extracted_text
+        .clone()
+        .unwrap_or_else(|| source.to_string());
+    let request = AnalysisRequest {
+        tasks: options.tasks,
+        label_set: match &input.label_set {
+            Some(name) => LabelSetChoice::Named(name.clone()),
+            None => options.label_set.clone(),
+        },
+        target: input.target.clone().or_else(|| options.target.clone()),
+        focus: match &input.focus {
+            Some(f) => FocusChoice::Text(f.clone()),
+            None => options.focus.clone(),
+        },
+        budget: options.budget.clone(),
+    };
+    let Analysis {
+        topics,
+        stance,
+        summary,
+    } = analyzer.analyze(&article, &offsets_in, &request)?;
+    Ok(ArticleOutput {
+        id: input.id.clone(),
+        language: article.language.as_ref().map(|l| l.code.clone()),
+        main_story: Some(MainStoryOut {
+            title: article.main_story.title.clone(),
+            text: article.main_story.text.clone(),
+        }),
+        sentences: Some(article.sentences),
+        primary_topic: topics.as_ref().and_then(|t| t.primary.clone()),
+        topics: topics.map(|t| t.labels),
+        stance,
+        summary,
+        error: None,
+    })
+}
+
+/// A label-set option: a loaded set's name, or a path to a TOML file.
+pub fn label_set_choice(value: &str) -> anyhow::Result<LabelSetChoice> {
+    let path = Path::new(value);
+    if value.ends_with(".toml") || path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading label set {}: {e}", path.display()))?;
+        Ok(LabelSetChoice::Inline(LabelSet::from_toml(&text, value)?))
+    } else {
+        Ok(LabelSetChoice::Named(value.to_string()))
+    }
+}
