@@ -245,10 +245,17 @@ fn ends_sentence(
     };
     if !next.is_whitespace() {
         // "2.5", "example.com", "v1.2", "?id=3": no space, no boundary. Only
-        // Arabic question marks and semicolons glued to an Arabic word split.
-        return is_arabic_letter(next)
-            && terminals().any(is_arabic_terminal)
-            && terminals().all(|c| c != '.' && c != '…');
+        // Arabic question marks and semicolons glued to an Arabic word split,
+        // and a single dot between Arabic words (".وقال", "”.وجدد"), which
+        // scraped pages are full of, unless the word before is a one-letter
+        // abbreviation ("د.محمد").
+        if !is_arabic_letter(next) {
+            return false;
+        }
+        if terminals().any(is_arabic_terminal) && terminals().all(|c| c != '.' && c != '…') {
+            return true;
+        }
+        return run_end - run == 1 && chars[run].1 == '.' && arabic_word_before(chars, run) >= 2;
     }
     if !terminals().all(|c| c == '.' || c == '…') {
         return true;
@@ -279,6 +286,18 @@ fn ends_sentence(
         && token.chars().all(|c| c.is_numeric())
         && text[sentence_start..chars[token_start].0].trim().is_empty();
     !list_marker && abbreviation(token) != Some(Abbrev::Never)
+}
+
+/// Number of Arabic letters in the word just before char `idx`, skipping
+/// closing quotes and brackets.
+fn arabic_word_before(chars: &[(usize, char)], idx: usize) -> usize {
+    chars[..idx]
+        .iter()
+        .rev()
+        .skip_while(|&&(_, c)| is_closer(c))
+        .take_while(|&&(_, c)| is_arabic_letter(c) || is_arabic_mark(c))
+        .filter(|&&(_, c)| is_arabic_letter(c))
+        .count()
 }
 
 /// Classifies the word before a dot: a table entry, or dotted single letters
@@ -767,5 +786,20 @@ mod tests {
             let max_chars = [0, 3, 20, 80, 320][round % 5];
             assert_invariants(&text, &segment(&text, &SegmentOptions { max_chars }));
         }
+    }
+
+    #[test]
+    fn a_dot_glued_between_arabic_words_splits_but_not_after_an_abbreviation() {
+        let check = |text: &str, expected: &[&str]| {
+            let got: Vec<&str> = segment(text, &SegmentOptions::default())
+                .into_iter()
+                .map(|r| &text[r])
+                .collect();
+            assert_eq!(got, expected, "{text}");
+        };
+        check("انتهى الاجتماع.وقال المتحدث إنه مثمر.", &["انتهى الاجتماع.", "وقال المتحدث إنه مثمر."]);
+        check("أكد “الشراكة”.وجدد الالتزام.", &["أكد “الشراكة”.", "وجدد الالتزام."]);
+        check("قال د.محمد إن الوضع مستقر.", &["قال د.محمد إن الوضع مستقر."]);
+        check("الرقم 2.5 مليون.", &["الرقم 2.5 مليون."]);
     }
 }
