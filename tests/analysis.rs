@@ -1,0 +1,184 @@
+//! The whole pipeline on the real default model and the shipped data:
+//! dev-set quality floors (so a change that breaks quality fails here) and
+//! the JSON contract of `khulasa analyze`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use khulasa::eval::{evaluate, read_devset};
+use khulasa::pipeline::{ArticleInput, RunOptions, run};
+use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions, StanceLabel, SummaryStatus};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn analyzer() -> &'static Analyzer {
+    static A: OnceLock<Analyzer> = OnceLock::new();
+    A.get_or_init(|| {
+        let data = AnalysisData::load(&root().join("models"), &[]).expect("shipped data loads");
+        let encoder = Arc::new(common::load_encoder(&Default::default()));
+        Analyzer::new(encoder, data, AnalyzerOptions::default()).unwrap()
+    })
+}
+
+#[test]
+fn dev_set_quality_does_not_regress() {
+    let devset = read_devset(&root().join("tests/fixtures/devset/devset.jsonl")).unwrap();
+    assert!(devset.len() >= 40);
+    let r = evaluate(analyzer(), &devset).unwrap();
+    eprintln!("{}", r.render());
+    // Floors a little under the figures in docs/quality.md.
+    assert!(
+        r.topic_macro_f1 >= 0.70,
+        "topic macro-F1 {}",
+        r.topic_macro_f1
+    );
+    assert!(
+        r.topic_primary_accuracy >= 0.78,
+        "primary {}",
+        r.topic_primary_accuracy
+    );
+    assert!(
+        r.stance_macro_f1 >= 0.62,
+        "stance macro-F1 {}",
+        r.stance_macro_f1
+    );
+    assert!(
+        r.summary_rouge1 >= 0.40,
+        "focus ROUGE-1 {}",
+        r.summary_rouge1
+    );
+    assert!(
+        r.generic_rouge1 >= 0.55,
+        "generic ROUGE-1 {}",
+        r.generic_rouge1
+    );
+    assert!(
+        r.abstention_accuracy >= 0.75,
+        "abstention {}",
+        r.abstention_accuracy
+    );
+}
+
+/// A page of our own with an appended off-topic story after "read also".
+const PAGE: &str = "الرئيسية | سياسة | اقتصاد | رياضة
+
+واشنطن وبغداد توقعان برنامجاً جديداً لتدريب القوات الجوية العراقية
+
+بغداد – وقّعت وزارة الدفاع العراقية والسفارة الأمريكية في بغداد، اليوم الثلاثاء، برنامجاً مشتركاً لتدريب طياري القوة الجوية العراقية على صيانة وتشغيل طائرات الاستطلاع.
+
+وقال المتحدث باسم الوزارة إن البرنامج يشمل إيفاد مئة طيار وفني إلى قواعد أمريكية خلال العامين المقبلين، إضافة إلى تبادل المعلومات الاستخبارية حول تحركات خلايا داعش في الصحراء الغربية.
+
+ورحب السفير الأمريكي بالاتفاق، مؤكداً التزام بلاده الكامل بدعم قدرات القوات العراقية وتعزيز الشراكة الأمنية بين البلدين.
+
+المصدر: وكالة الأنباء
+
+إقرأ أيضاً:
+
+نادي الزوراء يتوج بلقب الدوري بعد فوزه في المباراة الختامية
+
+حقق نادي الزوراء لقب الدوري العراقي لكرة القدم بعد فوزه على منافسه بهدفين مقابل هدف في المباراة الختامية التي أقيمت في ملعب بغداد الدولي.
+
+واحتفلت الجماهير في شوارع العاصمة حتى ساعة متأخرة من الليل.
+";
+
+#[test]
+fn a_noisy_page_is_analysed_from_its_main_story_only() {
+    let input = ArticleInput {
+        id: "page-1".into(),
+        text: Some(PAGE.into()),
+        ..ArticleInput::default()
+    };
+    let out = run(analyzer(), &input, &RunOptions::default());
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.language.as_deref(), Some("ar"));
+    let story = out.main_story.unwrap();
+    assert_eq!(
+        story.title.as_deref(),
+        Some("واشنطن وبغداد توقعان برنامجاً جديداً لتدريب القوات الجوية العراقية")
+    );
+    assert!(!story.text.contains("الزوراء"), "the appended story leaked");
+    assert_eq!(
+        out.primary_topic.as_deref(),
+        Some("security_cooperation"),
+        "{:?}",
+        out.topics
+    );
+    let other = out
+        .topics
+        .unwrap()
+        .into_iter()
+        .find(|t| t.label == "other")
+        .unwrap();
+    assert!(
+        other.probability < 0.5,
+        "sport from the appended story leaked into topics"
+    );
+    let stance = out.stance.unwrap();
+    assert_eq!(stance.label, StanceLabel::Supportive, "{stance:?}");
+    assert!(stance.cooperation_conflict > 0.0, "{stance:?}");
+    let summary = out.summary.unwrap();
+    assert_eq!(summary.status, SummaryStatus::Ok);
+    for s in &summary.sentences {
+        assert_eq!(&PAGE[s.start..s.end], s.text);
+        assert!(
+            story.text.contains(&s.text),
+            "summary sentence outside the main story: {}",
+            s.text
+        );
+    }
+}
+
+#[test]
+fn analyze_writes_one_line_per_input_and_reports_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("in.jsonl");
+    let page = serde_json::json!({"id": "good", "text": PAGE}).to_string();
+    std::fs::write(
+        &jsonl,
+        format!(
+            "{page}\n{{\"id\": \"broken\", \"text\": 5}}\n{{\"id\": \"empty\", \"text\": \"  \"}}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_khulasa"))
+        .args(["analyze", "--max-sentences", "2"])
+        .arg(&jsonl)
+        .current_dir(root())
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "failed inputs make the exit code non-zero"
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let good = &lines[0];
+    assert_eq!(good["id"], "good");
+    for field in [
+        "language",
+        "main_story",
+        "topics",
+        "primary_topic",
+        "stance",
+        "summary",
+        "sentences",
+    ] {
+        assert!(!good[field].is_null(), "missing {field}");
+    }
+    assert!(good["summary"]["sentences"].as_array().unwrap().len() <= 2);
+    assert!(good["stance"]["evidence"].as_array().is_some());
+    assert_eq!(lines[1]["id"], "broken");
+    assert_eq!(lines[1]["error"]["code"], "invalid_argument");
+    assert_eq!(lines[2]["id"], "empty");
+    assert_eq!(lines[2]["error"]["code"], "invalid_argument");
+}
