@@ -123,6 +123,9 @@ enum Command {
         /// Most characters in a summary (0: no limit).
         #[arg(long, default_value_t = 0)]
         max_chars: usize,
+        /// At most this share of the story's sentences, e.g. 0.2 (0: no limit).
+        #[arg(long, default_value_t = 0.0)]
+        ratio: f32,
         /// Write JSONL here instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -279,9 +282,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             generic,
             max_sentences,
             max_chars,
+            ratio,
             output,
             inputs: paths,
         } => {
+            anyhow::ensure!((0.0..=1.0).contains(&ratio), "--ratio must be between 0 and 1");
             let options = pipeline::RunOptions {
                 label_set: match &labels {
                     Some(l) => pipeline::label_set_choice(l)?,
@@ -296,7 +301,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 budget: SummaryBudget {
                     max_sentences,
                     max_chars,
-                    ratio: 0.0,
+                    ratio,
                 },
                 tasks: Default::default(),
             };
