@@ -145,7 +145,9 @@ pub(crate) fn summarise(
                     + 0.3 * centrality[i]
                     + 0.2 * position[i]
             }
-            None => 0.65 * centrality[i] + 0.35 * position[i],
+            // News leads carry their story; the dev set agrees (0.35/0.65
+            // beat 0.65/0.35 on generic ROUGE-1, 0.677 vs 0.649).
+            None => 0.35 * centrality[i] + 0.65 * position[i],
         })
         .collect();
     let eligible: Vec<bool> = (0..n)
