@@ -11,6 +11,7 @@ pub mod eval;
 pub mod inputs;
 pub mod model_dir;
 pub mod pipeline;
+pub mod service;
 
 /// Types and service stubs generated from `proto/khulasa/v1/*.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

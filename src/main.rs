@@ -100,6 +100,43 @@ impl AnalysisArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the gRPC API (khulasa.v1.Analyzer, health, reflection) and
+    /// Prometheus metrics.
+    Serve {
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+        /// Address to serve gRPC on.
+        #[arg(long, default_value = "127.0.0.1:50051", env = "KHULASA_LISTEN")]
+        listen: String,
+        /// Address to serve metrics on (`off` to disable).
+        #[arg(long, default_value = "127.0.0.1:9464", env = "KHULASA_METRICS_LISTEN")]
+        metrics_listen: String,
+        /// File with accepted API keys, one per line (also KHULASA_API_KEYS,
+        /// comma-separated). Without keys, no authentication.
+        #[arg(long)]
+        api_keys_file: Option<PathBuf>,
+        /// Seconds in-flight work may run after SIGTERM/SIGINT.
+        #[arg(long, default_value_t = 30)]
+        grace_period: u64,
+        /// Articles queued or running before RESOURCE_EXHAUSTED.
+        #[arg(long, default_value_t = 64)]
+        max_queue: usize,
+        /// Most articles per AnalyzeBatch.
+        #[arg(long, default_value_t = 64)]
+        max_batch: usize,
+        /// Largest article in bytes.
+        #[arg(long, default_value_t = 2 << 20)]
+        max_article_bytes: usize,
+        /// Largest request message in bytes.
+        #[arg(long, default_value_t = 16 << 20)]
+        max_message_bytes: usize,
+        /// Most articles of one stream in work at once.
+        #[arg(long, default_value_t = 8)]
+        max_stream_in_flight: usize,
+        /// Milliseconds the batcher waits to gather concurrent requests.
+        #[arg(long, default_value_t = 4)]
+        batch_window_ms: u64,
+    },
     /// Analyse articles: main story, topics, stance, summary; JSONL out,
     /// one line per input (an input that fails gets an `error` line).
     Analyze {
@@ -225,6 +262,111 @@ fn init_logging(format: LogFormat) {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Serve {
+            analysis,
+            listen,
+            metrics_listen,
+            api_keys_file,
+            grace_period,
+            max_queue,
+            max_batch,
+            max_article_bytes,
+            max_message_bytes,
+            max_stream_in_flight,
+            batch_window_ms,
+        } => {
+            use khulasa::service::{Limits, batcher, metrics::Metrics, server};
+            let mut keys: std::collections::HashSet<String> = std::env::var("KHULASA_API_KEYS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect();
+            if let Some(path) = &api_keys_file {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                keys.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(String::from),
+                );
+            }
+            let limits = Limits {
+                max_queued: max_queue.max(1),
+                max_batch_articles: max_batch.max(1),
+                max_article_bytes,
+                max_message_bytes,
+                max_stream_in_flight: max_stream_in_flight.max(1),
+                ..Limits::default()
+            };
+            // Resolve (and, on first use, fetch) the model before serving.
+            let model_dir = model_dir::resolve(analysis.model.model.as_deref())?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                let metrics_listener = if metrics_listen == "off" {
+                    None
+                } else {
+                    Some(
+                        tokio::net::TcpListener::bind(&metrics_listen)
+                            .await
+                            .with_context(|| format!("binding {metrics_listen}"))?,
+                    )
+                };
+                if keys.is_empty() {
+                    tracing::warn!("no API keys configured: the analyzer service is open");
+                } else {
+                    tracing::info!(keys = keys.len(), "API keys required");
+                }
+                let metrics = std::sync::Arc::new(Metrics::new());
+                let load_metrics = metrics.clone();
+                let load = move || -> anyhow::Result<std::sync::Arc<Analyzer>> {
+                    let data = AnalysisData::load(&analysis.data_dir, &analysis.labels_dir)?;
+                    let options = LoadOptions {
+                        device: analysis.model.device.clone(),
+                        token_budget: analysis.model.token_budget,
+                        ..LoadOptions::default()
+                    };
+                    let encoder = CandleEncoder::load(&model_dir, &options)
+                        .with_context(|| format!("loading the model in {}", model_dir.display()))?;
+                    let batching = batcher::BatchingEncoder::start(
+                        std::sync::Arc::new(encoder),
+                        batcher::BatchingOptions {
+                            window: std::time::Duration::from_millis(batch_window_ms),
+                            ..Default::default()
+                        },
+                        load_metrics,
+                    );
+                    let options = AnalyzerOptions {
+                        sentence_vectors: match analysis.sentence_vectors {
+                            VectorsArg::Separate => SentenceVectors::Separate,
+                            VectorsArg::Pooled => SentenceVectors::Pooled,
+                        },
+                    };
+                    Ok(std::sync::Arc::new(Analyzer::new(
+                        std::sync::Arc::new(batching),
+                        data,
+                        options,
+                    )?))
+                };
+                server::serve(
+                    listener,
+                    server::ServeConfig {
+                        limits,
+                        api_keys: keys,
+                        grace: std::time::Duration::from_secs(grace_period),
+                        metrics: metrics_listener,
+                    },
+                    metrics,
+                    load,
+                    server::shutdown_signal(),
+                )
+                .await
+            })
+        }
         Command::Embed {
             model,
             query,
@@ -286,7 +428,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             output,
             inputs: paths,
         } => {
-            anyhow::ensure!((0.0..=1.0).contains(&ratio), "--ratio must be between 0 and 1");
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&ratio),
+                "--ratio must be between 0 and 1"
+            );
             let options = pipeline::RunOptions {
                 label_set: match &labels {
                     Some(l) => pipeline::label_set_choice(l)?,

@@ -150,12 +150,37 @@ impl From<AnalysisError> for PipelineError {
     }
 }
 
+/// One article after the pipeline: the cleaned page and its analyses.
+#[derive(Debug, Clone)]
+pub struct Analyzed {
+    /// The input's id.
+    pub id: String,
+    /// Main story, sentences, removed blocks, language.
+    pub article: khulasa_text::CleanedArticle,
+    /// Topics, stance, summary.
+    pub analysis: Analysis,
+    /// Time spent cleaning, in milliseconds.
+    pub clean_ms: f64,
+    /// Time spent in the analysis (model included), in milliseconds.
+    pub analysis_ms: f64,
+}
+
 /// Runs the pipeline on one input.
 pub fn try_run(
     analyzer: &Analyzer,
     input: &ArticleInput,
     options: &RunOptions,
 ) -> Result<ArticleOutput, PipelineError> {
+    analyze_input(analyzer, input, options).map(ArticleOutput::from)
+}
+
+/// Cleans and analyses one input.
+pub fn analyze_input(
+    analyzer: &Analyzer,
+    input: &ArticleInput,
+    options: &RunOptions,
+) -> Result<Analyzed, PipelineError> {
+    let started = std::time::Instant::now();
     let page = match (&input.text, &input.html) {
         (Some(t), None) => Page::Text(t),
         (None, Some(h)) => Page::Html(h),
@@ -179,10 +204,7 @@ pub fn try_run(
     if article.main_story.title.is_none() {
         article.main_story.title = input.title.clone().filter(|t| !t.trim().is_empty());
     }
-    let offsets_in = article
-        .extracted_text
-        .clone()
-        .unwrap_or_else(|| source.to_string());
+    let clean_ms = started.elapsed().as_secs_f64() * 1e3;
     let request = AnalysisRequest {
         tasks: options.tasks,
         label_set: match &input.label_set {
@@ -196,25 +218,41 @@ pub fn try_run(
         },
         budget: options.budget.clone(),
     };
-    let Analysis {
-        topics,
-        stance,
-        summary,
-    } = analyzer.analyze(&article, &offsets_in, &request)?;
-    Ok(ArticleOutput {
+    let analysis_started = std::time::Instant::now();
+    let offsets_in = article.extracted_text.as_deref().unwrap_or(source);
+    let analysis = analyzer.analyze(&article, offsets_in, &request)?;
+    Ok(Analyzed {
         id: input.id.clone(),
-        language: article.language.as_ref().map(|l| l.code.clone()),
-        main_story: Some(MainStoryOut {
-            title: article.main_story.title.clone(),
-            text: article.main_story.text.clone(),
-        }),
-        sentences: Some(article.sentences),
-        primary_topic: topics.as_ref().and_then(|t| t.primary.clone()),
-        topics: topics.map(|t| t.labels),
-        stance,
-        summary,
-        error: None,
+        article,
+        analysis,
+        clean_ms,
+        analysis_ms: analysis_started.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+impl From<Analyzed> for ArticleOutput {
+    fn from(a: Analyzed) -> Self {
+        let Analysis {
+            topics,
+            stance,
+            summary,
+        } = a.analysis;
+        let article = a.article;
+        Self {
+            id: a.id,
+            language: article.language.as_ref().map(|l| l.code.clone()),
+            main_story: Some(MainStoryOut {
+                title: article.main_story.title.clone(),
+                text: article.main_story.text.clone(),
+            }),
+            sentences: Some(article.sentences),
+            primary_topic: topics.as_ref().and_then(|t| t.primary.clone()),
+            topics: topics.map(|t| t.labels),
+            stance,
+            summary,
+            error: None,
+        }
+    }
 }
 
 /// A label-set option: a loaded set's name, or a path to a TOML file.

@@ -1,0 +1,184 @@
+//! Running the server: health (NOT_SERVING until the model is loaded and
+//! warmed, NOT_SERVING again at shutdown), reflection v1 and v1alpha, API
+//! keys on the analyzer service (health and reflection stay open), metrics
+//! on their own port, and graceful shutdown within a grace period.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use khulasa_embed::InputKind;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Status};
+
+use super::metrics::{self, Metrics};
+use super::{AnalyzerService, Limits, State};
+use crate::proto;
+
+/// How to run the server.
+pub struct ServeConfig {
+    /// Request limits.
+    pub limits: Limits,
+    /// Accepted API keys (`authorization: Bearer <key>`); empty: no auth.
+    pub api_keys: HashSet<String>,
+    /// How long in-flight work may run after shutdown begins.
+    pub grace: Duration,
+    /// Where to serve metrics, if anywhere.
+    pub metrics: Option<TcpListener>,
+}
+
+const SERVICE_NAME: &str = "khulasa.v1.Analyzer";
+
+/// Serves on `listener` until `shutdown` resolves. `load` builds the
+/// analyzer on a blocking thread while health reports NOT_SERVING.
+pub async fn serve(
+    listener: TcpListener,
+    config: ServeConfig,
+    metrics: Arc<Metrics>,
+    load: impl FnOnce() -> anyhow::Result<Arc<khulasa_analysis::Analyzer>> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    health_reporter
+        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let state = Arc::new(State::new(config.limits.clone(), metrics.clone()));
+    let keys = Arc::new(config.api_keys);
+    let service = proto::analyzer_server::AnalyzerServer::new(AnalyzerService::new(state.clone()))
+        .max_decoding_message_size(config.limits.max_message_bytes)
+        .max_encoding_message_size(config.limits.max_message_bytes);
+    // Only the analyzer needs a key: health and reflection stay open.
+    let intercepted =
+        tonic::service::interceptor::InterceptedService::new(service, move |r| check_key(&keys, r));
+
+    if let Some(m) = config.metrics {
+        tracing::info!(addr = %m.local_addr()?, "metrics on /metrics");
+        tokio::spawn(metrics::serve(m, metrics.clone()));
+    }
+
+    // Load and warm the model without blocking the listener.
+    let loader_state = state.clone();
+    let loader_health = health_reporter.clone();
+    let loading = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let analyzer = load()?;
+        analyzer.encoder().embed(&["warm-up"], InputKind::Passage)?;
+        loader_state.set_engine(analyzer);
+        Ok(())
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(intercepted)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    let mut server = tokio::spawn(server);
+    tracing::info!(%addr, "listening (NOT_SERVING until the model is loaded)");
+
+    let mut loading = loading;
+    let mut loaded = false;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            done = &mut loading, if !loaded => {
+                loaded = true;
+                match done {
+                    Ok(Ok(())) => {
+                        loader_health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+                        loader_health.set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving).await;
+                        tracing::info!("model loaded and warmed: SERVING");
+                    }
+                    Ok(Err(e)) => {
+                        let _ = stop_tx.send(());
+                        return Err(e.context("loading the model"));
+                    }
+                    Err(e) => {
+                        let _ = stop_tx.send(());
+                        anyhow::bail!("loading the model panicked: {e}");
+                    }
+                }
+            }
+            ended = &mut server => {
+                return match ended {
+                    Ok(r) => r.map_err(Into::into),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            () = &mut shutdown => break,
+        }
+    }
+
+    tracing::info!(grace = ?config.grace, "shutting down: NOT_SERVING, finishing in-flight work");
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    health_reporter
+        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
+        .await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(config.grace, &mut server).await {
+        Ok(Ok(r)) => r?,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => tracing::warn!("grace period over; exiting with work still in flight"),
+    }
+    Ok(())
+}
+
+/// Accepts a request when no keys are configured or it carries one of them.
+fn check_key(keys: &HashSet<String>, request: Request<()>) -> Result<Request<()>, Status> {
+    if keys.is_empty() {
+        return Ok(request);
+    }
+    let presented = request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(k) if keys.contains(k) => Ok(request),
+        Some(_) => Err(Status::unauthenticated("invalid API key")),
+        None => Err(Status::unauthenticated(
+            "missing `authorization: Bearer <key>`",
+        )),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
