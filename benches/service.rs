@@ -18,15 +18,24 @@ use khulasa_candle::{CandleEncoder, LoadOptions};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let articles: Vec<String> = std::fs::read_to_string(root.join("tests/fixtures/devset/devset.jsonl"))
-        .unwrap()
-        .lines()
-        .take(8)
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
-        .collect();
+    let articles: Vec<String> =
+        std::fs::read_to_string(root.join("tests/fixtures/devset/devset.jsonl"))
+            .unwrap()
+            .lines()
+            .take(8)
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
     let encoder = Arc::new(
-        CandleEncoder::load(&root.join("models/multilingual-e5-small"), &LoadOptions::default())
-            .expect("run `cargo run -- model fetch` first"),
+        CandleEncoder::load(
+            &root.join("models/multilingual-e5-small"),
+            &LoadOptions::default(),
+        )
+        .expect("run `cargo run -- model fetch` first"),
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for window_ms in [4u64, 0] {
@@ -40,7 +49,8 @@ fn main() {
             metrics.clone(),
         );
         let data = AnalysisData::load(&root.join("models"), &[]).unwrap();
-        let analyzer = Arc::new(Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap());
+        let analyzer =
+            Arc::new(Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap());
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -52,6 +62,7 @@ fn main() {
                     api_keys: Default::default(),
                     grace: Duration::from_secs(5),
                     metrics: None,
+                    tls: None,
                 },
                 metrics.clone(),
                 move || Ok(analyzer),

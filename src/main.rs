@@ -115,6 +115,12 @@ enum Command {
         /// comma-separated). Without keys, no authentication.
         #[arg(long)]
         api_keys_file: Option<PathBuf>,
+        /// PEM certificate (chain) to serve gRPC over TLS (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         /// Seconds in-flight work may run after SIGTERM/SIGINT.
         #[arg(long, default_value_t = 30)]
         grace_period: u64,
@@ -267,6 +273,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             listen,
             metrics_listen,
             api_keys_file,
+            tls_cert,
+            tls_key,
             grace_period,
             max_queue,
             max_batch,
@@ -299,6 +307,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                 max_message_bytes,
                 max_stream_in_flight: max_stream_in_flight.max(1),
                 ..Limits::default()
+            };
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(c), Some(k)) => Some((
+                    std::fs::read(c).with_context(|| format!("reading {}", c.display()))?,
+                    std::fs::read(k).with_context(|| format!("reading {}", k.display()))?,
+                )),
+                _ => None,
             };
             // Resolve (and, on first use, fetch) the model before serving.
             let model_dir = model_dir::resolve(analysis.model.model.as_deref())?;
@@ -359,6 +374,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                         api_keys: keys,
                         grace: std::time::Duration::from_secs(grace_period),
                         metrics: metrics_listener,
+                        tls,
                     },
                     metrics,
                     load,

@@ -38,12 +38,27 @@ fn analyzer() -> Arc<Analyzer> {
 
 struct TestServer {
     addr: SocketAddr,
+    /// The CA certificate clients trust, when serving TLS.
+    tls_ca: Option<Vec<u8>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl TestServer {
     async fn start(limits: Limits, keys: &[&str]) -> Self {
+        Self::start_with(limits, keys, None).await
+    }
+
+    /// `tls` is (CA certificate the client trusts, server certificate, key).
+    async fn start_with(
+        limits: Limits,
+        keys: &[&str],
+        tls: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    ) -> Self {
+        let (tls_ca, tls) = match tls {
+            Some((ca, cert, key)) => (Some(ca), Some((cert, key))),
+            None => (None, None),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -55,6 +70,7 @@ impl TestServer {
                 api_keys: keys.iter().map(|k| k.to_string()).collect::<HashSet<_>>(),
                 grace: std::time::Duration::from_secs(5),
                 metrics: None,
+                tls,
             },
             Arc::new(Metrics::new()),
             move || Ok(analyzer),
@@ -64,6 +80,7 @@ impl TestServer {
         ));
         let s = Self {
             addr,
+            tls_ca,
             stop: Some(stop),
             done,
         };
@@ -72,11 +89,24 @@ impl TestServer {
     }
 
     async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+        match &self.tls_ca {
+            None => Channel::from_shared(format!("http://{}", self.addr))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+            Some(ca) => Channel::from_shared(format!("https://localhost:{}", self.addr.port()))
+                .unwrap()
+                .tls_config(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                        .domain_name("localhost"),
+                )
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        }
     }
 
     async fn client(&self) -> AnalyzerClient<Channel> {
@@ -418,5 +448,33 @@ async fn a_full_queue_answers_resource_exhausted_at_once() {
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_encrypted_clients_only() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let tls = (read("ca.crt"), read("server.crt"), read("server.key"));
+    let server = TestServer::start_with(Limits::default(), &[], Some(tls)).await;
+    let mut client = server.client().await;
+    let info = client
+        .get_info(proto::GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.model.unwrap().dim, 384);
+    // A plaintext client cannot talk to it.
+    let plain = Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(channel) = plain {
+        let err = AnalyzerClient::new(channel)
+            .get_info(proto::GetInfoRequest {})
+            .await
+            .unwrap_err();
+        assert_ne!(err.code(), Code::Ok);
+    }
     server.stop().await;
 }

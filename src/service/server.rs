@@ -28,6 +28,8 @@ pub struct ServeConfig {
     pub grace: Duration,
     /// Where to serve metrics, if anywhere.
     pub metrics: Option<TcpListener>,
+    /// PEM certificate chain and private key, to serve over TLS.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 const SERVICE_NAME: &str = "khulasa.v1.Analyzer";
@@ -82,7 +84,14 @@ pub async fn serve(
         Ok(())
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((cert, key)) = config.tls {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
+    }
+    let server = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
