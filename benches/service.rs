@@ -71,10 +71,10 @@ fn main() {
                 },
             ));
             let client = loop {
-                if let Ok(mut c) = AnalyzerClient::connect(format!("http://{addr}")).await {
-                    if c.get_info(proto::GetInfoRequest {}).await.is_ok() {
-                        break c;
-                    }
+                if let Ok(mut c) = AnalyzerClient::connect(format!("http://{addr}")).await
+                    && c.get_info(proto::GetInfoRequest {}).await.is_ok()
+                {
+                    break c;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             };
