@@ -281,12 +281,12 @@ pub(crate) fn response(
                 .map(|x| proto::SummarySentence {
                     index: x.index as u32,
                     text: x.text,
-                    span: Some(proto::Span {
-                        start: x.start as u32,
-                        end: x.end as u32,
-                        char_start: x.char_start as u32,
-                        char_end: x.char_end as u32,
-                    }),
+                    span: Some(span(&khulasa_text::Span {
+                        start: x.start,
+                        end: x.end,
+                        char_start: x.char_start,
+                        char_end: x.char_end,
+                    })),
                     score: x.score,
                 })
                 .collect(),

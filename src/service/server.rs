@@ -45,12 +45,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
-    health_reporter
-        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
-        .await;
+    set_health(&health_reporter, tonic_health::ServingStatus::NotServing).await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -111,8 +106,7 @@ pub async fn serve(
                 loaded = true;
                 match done {
                     Ok(Ok(())) => {
-                        loader_health.set_service_status("", tonic_health::ServingStatus::Serving).await;
-                        loader_health.set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving).await;
+                        set_health(&loader_health, tonic_health::ServingStatus::Serving).await;
                         tracing::info!("model loaded and warmed: SERVING");
                     }
                     Ok(Err(e)) => {
@@ -136,12 +130,7 @@ pub async fn serve(
     }
 
     tracing::info!(grace = ?config.grace, "shutting down: NOT_SERVING, finishing in-flight work");
-    health_reporter
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
-    health_reporter
-        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
-        .await;
+    set_health(&health_reporter, tonic_health::ServingStatus::NotServing).await;
     let _ = stop_tx.send(());
     match tokio::time::timeout(config.grace, &mut server).await {
         Ok(Ok(r)) => r?,
@@ -149,6 +138,15 @@ pub async fn serve(
         Err(_) => tracing::warn!("grace period over; exiting with work still in flight"),
     }
     Ok(())
+}
+
+/// Sets both the overall ("") and the analyzer's health.
+async fn set_health(
+    reporter: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(SERVICE_NAME, status).await;
 }
 
 /// Accepts a request when no keys are configured or it carries one of them.
