@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
+use tracing::Instrument;
 
 use crate::pipeline::{ArticleInput, PipelineError, RunOptions, analyze_input};
 use crate::proto;
@@ -200,7 +201,9 @@ impl AnalyzerService {
         let _guard = CancelOnDrop(cancel.clone());
         state.metrics.queue_depth.inc();
         let metrics = state.metrics.clone();
+        let span = tracing::info_span!("article", id = %input.id);
         let job = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let _permit = permit;
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(ServiceError::DeadlineExceeded);
@@ -294,6 +297,19 @@ fn deadline<T>(request: &Request<T>) -> Option<Instant> {
     Some(Instant::now() + d)
 }
 
+/// A span for one call, carrying the caller's W3C trace id (from
+/// `traceparent`) so logs can be joined with the caller's trace.
+fn rpc_span<T>(rpc: &'static str, request: &Request<T>) -> tracing::Span {
+    let trace_id = request
+        .metadata()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or("");
+    tracing::info_span!("rpc", rpc, trace_id)
+}
+
 fn error_result(id: String, e: ServiceError) -> proto::AnalyzeResult {
     let code = e.code_name().to_string();
     let message = e.into_status().message().to_string();
@@ -359,7 +375,9 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
         &self,
         request: Request<proto::AnalyzeRequest>,
     ) -> Result<Response<proto::AnalyzeResponse>, Status> {
+        const RPC: &str = "Analyze";
         let deadline = deadline(&request);
+        let span = rpc_span(RPC, &request);
         let r = request.into_inner();
         let state = self.state.clone();
         let result = async {
@@ -374,15 +392,18 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
             let permit = state.admit(1)?;
             Self::run_one(state.clone(), engine, input, options, deadline, permit).await
         }
+        .instrument(span)
         .await;
-        self.record("Analyze", result).map(Response::new)
+        self.record(RPC, result).map(Response::new)
     }
 
     async fn analyze_batch(
         &self,
         request: Request<proto::AnalyzeBatchRequest>,
     ) -> Result<Response<proto::AnalyzeBatchResponse>, Status> {
+        const RPC: &str = "AnalyzeBatch";
         let deadline = deadline(&request);
+        let span = rpc_span(RPC, &request);
         let r = request.into_inner();
         let state = self.state.clone();
         let result = async {
@@ -418,7 +439,7 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
                             deadline,
                             one,
                         );
-                        tasks.push((id, Some(tokio::spawn(fut)), None));
+                        tasks.push((id, Some(tokio::spawn(fut.in_current_span())), None));
                     }
                     Err(e) => tasks.push((id, None, Some(e))),
                 }
@@ -437,8 +458,9 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
             }
             Ok(proto::AnalyzeBatchResponse { results })
         }
+        .instrument(span)
         .await;
-        self.record("AnalyzeBatch", result).map(Response::new)
+        self.record(RPC, result).map(Response::new)
     }
 
     type AnalyzeStreamStream = ReceiverStream<Result<proto::AnalyzeResult, Status>>;
@@ -449,66 +471,75 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
     ) -> Result<Response<Self::AnalyzeStreamStream>, Status> {
         let state = self.state.clone();
         let engine = self.record("AnalyzeStream", state.engine())?;
+        let span = rpc_span("AnalyzeStream", &request);
         let mut inbound = request.into_inner();
         let in_flight = Arc::new(Semaphore::new(state.limits.max_stream_in_flight));
         let (tx, rx) = mpsc::channel(state.limits.max_stream_in_flight * 2);
         let labels = Self::label_names(&engine);
-        tokio::spawn(async move {
-            let mut options = RunOptions::default();
-            loop {
-                let message = match inbound.message().await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => break,
-                    Err(status) => {
-                        tracing::debug!(%status, "stream ended by the client");
+        tokio::spawn(
+            async move {
+                let mut options = RunOptions::default();
+                loop {
+                    let message = match inbound.message().await {
+                        Ok(Some(m)) => m,
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::debug!(%status, "stream ended by the client");
+                            break;
+                        }
+                    };
+                    // Backpressure: wait for a free slot of this stream.
+                    let Ok(slot) = in_flight.clone().acquire_owned().await else {
                         break;
+                    };
+                    let id = message
+                        .article
+                        .as_ref()
+                        .map(|a| a.id.clone())
+                        .unwrap_or_default();
+                    if message.options.is_some() {
+                        match convert::options(message.options, "options", &state.limits, &labels) {
+                            Ok(o) => options = o,
+                            Err(e) => {
+                                let _ = tx.send(Ok(error_result(id, e))).await;
+                                continue;
+                            }
+                        }
                     }
-                };
-                // Backpressure: wait for a free slot of this stream.
-                let Ok(slot) = in_flight.clone().acquire_owned().await else {
-                    break;
-                };
-                let id = message
-                    .article
-                    .as_ref()
-                    .map(|a| a.id.clone())
-                    .unwrap_or_default();
-                if message.options.is_some() {
-                    match convert::options(message.options, "options", &state.limits, &labels) {
-                        Ok(o) => options = o,
+                    let input = match convert::article(message.article, "article", &state.limits) {
+                        Ok(i) => i,
                         Err(e) => {
                             let _ = tx.send(Ok(error_result(id, e))).await;
                             continue;
                         }
-                    }
+                    };
+                    let permit = match state.admit(1) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = tx.send(Ok(error_result(id, e))).await;
+                            continue;
+                        }
+                    };
+                    let (state, engine, options, tx) =
+                        (state.clone(), engine.clone(), options.clone(), tx.clone());
+                    tokio::spawn(
+                        async move {
+                            let _slot = slot;
+                            let result =
+                                match Self::run_one(state, engine, input, options, None, permit)
+                                    .await
+                                {
+                                    Ok(r) => ok_result(r),
+                                    Err(e) => error_result(id, e),
+                                };
+                            let _ = tx.send(Ok(result)).await;
+                        }
+                        .in_current_span(),
+                    );
                 }
-                let input = match convert::article(message.article, "article", &state.limits) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        let _ = tx.send(Ok(error_result(id, e))).await;
-                        continue;
-                    }
-                };
-                let permit = match state.admit(1) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = tx.send(Ok(error_result(id, e))).await;
-                        continue;
-                    }
-                };
-                let (state, engine, options, tx) =
-                    (state.clone(), engine.clone(), options.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let result =
-                        match Self::run_one(state, engine, input, options, None, permit).await {
-                            Ok(r) => ok_result(r),
-                            Err(e) => error_result(id, e),
-                        };
-                    let _ = tx.send(Ok(result)).await;
-                });
             }
-        });
+            .instrument(span),
+        );
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -516,7 +547,9 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
         &self,
         request: Request<proto::EmbedRequest>,
     ) -> Result<Response<proto::EmbedResponse>, Status> {
+        const RPC: &str = "Embed";
         let deadline = deadline(&request);
+        let span = rpc_span(RPC, &request);
         let r = request.into_inner();
         let state = self.state.clone();
         let result = async {
@@ -566,7 +599,8 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
                 model_id: engine.encoder().info().id.clone(),
             })
         }
+        .instrument(span)
         .await;
-        self.record("Embed", result).map(Response::new)
+        self.record(RPC, result).map(Response::new)
     }
 }
