@@ -12,6 +12,7 @@ pub mod inputs;
 pub mod model_dir;
 pub mod pipeline;
 pub mod service;
+pub mod telemetry;
 
 /// Types and service stubs generated from `proto/khulasa/v1/*.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -158,6 +158,10 @@ fn run(
                 .flat_map(|j| j.texts.iter().map(String::as_str))
                 .collect();
             metrics.batch_texts.observe(all.len() as f64);
+            let tokens: Option<usize> = all.iter().map(|t| encoder.count_tokens(t, kind)).sum();
+            if let Some(tokens) = tokens {
+                metrics.batch_tokens.observe(tokens as f64);
+            }
             let started = Instant::now();
             let result = encoder.embed(&all, kind);
             let inference_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -220,6 +224,10 @@ impl TextEncoder for BatchingEncoder {
         // Whole-article passes are large already; they run on the caller's thread.
         self.inner.token_states(texts, kind)
     }
+
+    fn count_tokens(&self, text: &str, kind: InputKind) -> Option<usize> {
+        self.inner.count_tokens(text, kind)
+    }
 }
 
 #[cfg(test)]
@@ -252,6 +260,12 @@ mod tests {
             assert_eq!(got, inner.embed(&refs, InputKind::Passage).unwrap());
         }
         assert!(metrics.batch_texts.get_sample_count() <= 8);
+        // 16 texts of 3 words, each 5 tokens with the two markers.
+        assert_eq!(metrics.batch_tokens.get_sample_sum(), 80.0);
+        assert_eq!(
+            metrics.batch_tokens.get_sample_count(),
+            metrics.batch_texts.get_sample_count()
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     /// Texts per model call of the batcher.
     pub batch_texts: Histogram,
+    /// Tokens per model call of the batcher (before padding and windowing).
+    pub batch_tokens: Histogram,
     /// Seconds per stage (clean, queue, inference, analysis, total).
     pub stage_seconds: HistogramVec,
     /// Model jobs dropped because their request was cancelled or expired.
@@ -46,6 +48,12 @@ impl Metrics {
             ]),
         )
         .expect("valid metric");
+        let batch_tokens = Histogram::with_opts(
+            HistogramOpts::new("batch_tokens", "Tokens per model call").buckets(vec![
+                16.0, 64.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,
+            ]),
+        )
+        .expect("valid metric");
         let stage_seconds = HistogramVec::new(
             HistogramOpts::new("stage_seconds", "Seconds per stage").buckets(vec![
                 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -62,6 +70,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(queue_depth.clone()),
             Box::new(batch_texts.clone()),
+            Box::new(batch_tokens.clone()),
             Box::new(stage_seconds.clone()),
             Box::new(dropped_jobs.clone()),
         ] {
@@ -72,6 +81,7 @@ impl Metrics {
             requests,
             queue_depth,
             batch_texts,
+            batch_tokens,
             stage_seconds,
             dropped_jobs,
         }

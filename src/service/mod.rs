@@ -298,16 +298,13 @@ fn deadline<T>(request: &Request<T>) -> Option<Instant> {
 }
 
 /// A span for one call, carrying the caller's W3C trace id (from
-/// `traceparent`) so logs can be joined with the caller's trace.
+/// `traceparent`) so logs can be joined with the caller's trace; with an
+/// OTLP exporter the span is also a child of the caller's span.
 fn rpc_span<T>(rpc: &'static str, request: &Request<T>) -> tracing::Span {
-    let trace_id = request
-        .metadata()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split('-').nth(1))
-        .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or("");
-    tracing::info_span!("rpc", rpc, trace_id)
+    let trace_id = crate::telemetry::trace_id(request.metadata()).unwrap_or("");
+    let span = tracing::info_span!("rpc", rpc, trace_id);
+    crate::telemetry::adopt_remote_parent(&span, request.metadata());
+    span
 }
 
 fn error_result(id: String, e: ServiceError) -> proto::AnalyzeResult {

@@ -440,6 +440,10 @@ impl TextEncoder for CandleEncoder {
         &self.info
     }
 
+    fn count_tokens(&self, text: &str, kind: InputKind) -> Option<usize> {
+        CandleEncoder::count_tokens(self, text, kind).ok()
+    }
+
     fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Vec<Vec<f32>>, EncodeError> {
         let (_, jobs) = self.jobs(texts, kind)?;
         let pooling = self.pooling;

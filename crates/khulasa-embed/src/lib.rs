@@ -134,6 +134,14 @@ pub trait TextEncoder: Send + Sync {
         texts: &[&str],
         kind: InputKind,
     ) -> Result<Vec<TokenStates>, EncodeError>;
+
+    /// How many tokens the model sees for `text` (special tokens and prompt
+    /// included, before windowing), for metrics and budgets; `None` when
+    /// the encoder has no tokenizer to ask.
+    fn count_tokens(&self, text: &str, kind: InputKind) -> Option<usize> {
+        let _ = (text, kind);
+        None
+    }
 }
 
 /// Scales `v` to unit length in place; a zero vector stays zero.

@@ -90,6 +90,11 @@ impl TextEncoder for HashingEncoder {
             .collect())
     }
 
+    /// One token per word, plus two for the start and end markers.
+    fn count_tokens(&self, text: &str, _: InputKind) -> Option<usize> {
+        Some(Self::words(text).len() + 2)
+    }
+
     fn token_states(&self, texts: &[&str], _: InputKind) -> Result<Vec<TokenStates>, EncodeError> {
         Ok(texts
             .iter()
