@@ -1,8 +1,14 @@
-//! Dynamic batching through the real server: 8 single-article Analyze calls
-//! one after another vs the same 8 at once, and the same with batching off
-//! (a 0 ms window). Articles come from the dev set.
+//! The real server on the default model, measured from a real client.
 //!
-//! `cargo bench --bench service`
+//! - `batching`: 8 single-article Analyze calls one after another vs the
+//!   same 8 at once, with the 4 ms batching window and with batching off.
+//! - `latency`: single-article Analyze latency p50/p99 unloaded and with 8
+//!   and 32 concurrent clients, throughput under load, and peak RSS while
+//!   serving (the high-water mark is reset after the model is loaded).
+//!
+//! `cargo bench --bench service [-- batching|latency] [ARTICLE.txt]`; with no
+//! mode both run. Articles come from the dev set; an optional text file
+//! (e.g. one of `../shared/samples`) is the single article of `latency`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,8 +21,183 @@ use khulasa::service::metrics::Metrics;
 use khulasa::service::{Limits, server};
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
 use khulasa_candle::{CandleEncoder, LoadOptions};
+use tonic::transport::Channel;
+
+type Client = AnalyzerClient<Channel>;
+
+struct Running {
+    client: Client,
+    metrics: Arc<Metrics>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(encoder: Arc<CandleEncoder>, window_ms: u64) -> Running {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let metrics = Arc::new(Metrics::new());
+    let batching = BatchingEncoder::start(
+        encoder,
+        BatchingOptions {
+            window: Duration::from_millis(window_ms),
+            ..Default::default()
+        },
+        metrics.clone(),
+    );
+    let data = AnalysisData::load(&root.join("models"), &[]).unwrap();
+    let analyzer =
+        Arc::new(Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(server::serve(
+        listener,
+        server::ServeConfig {
+            limits: Limits::default(),
+            api_keys: Default::default(),
+            grace: Duration::from_secs(5),
+            metrics: None,
+            tls: None,
+        },
+        metrics.clone(),
+        move || Ok(analyzer),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = loop {
+        if let Ok(mut c) = AnalyzerClient::connect(format!("http://{addr}")).await
+            && c.get_info(proto::GetInfoRequest {}).await.is_ok()
+        {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    Running {
+        client,
+        metrics,
+        stop,
+        done,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.done.await.unwrap().unwrap();
+    }
+}
+
+/// One Analyze call; returns its latency.
+async fn call(mut c: Client, text: String) -> Duration {
+    let t = Instant::now();
+    c.analyze(proto::AnalyzeRequest {
+        article: Some(proto::Article {
+            content: Some(proto::article::Content::Text(text)),
+            ..Default::default()
+        }),
+        options: None,
+    })
+    .await
+    .unwrap();
+    t.elapsed()
+}
+
+async fn batching(encoder: Arc<CandleEncoder>, articles: &[String]) {
+    for window_ms in [4u64, 0] {
+        let s = start(encoder.clone(), window_ms).await;
+        call(s.client.clone(), articles[0].clone()).await; // warm-up
+        let t = Instant::now();
+        for a in articles {
+            call(s.client.clone(), a.clone()).await;
+        }
+        let sequential = t.elapsed();
+        let t = Instant::now();
+        let handles: Vec<_> = articles
+            .iter()
+            .map(|a| tokio::spawn(call(s.client.clone(), a.clone())))
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        let concurrent = t.elapsed();
+        let m = &s.metrics;
+        println!(
+            "window {window_ms} ms: 8 sequential {:.2} s, 8 concurrent {:.2} s ({:.2}x), \
+             model calls {} (mean {:.1} texts, {:.0} tokens)",
+            sequential.as_secs_f64(),
+            concurrent.as_secs_f64(),
+            sequential.as_secs_f64() / concurrent.as_secs_f64(),
+            m.batch_texts.get_sample_count(),
+            m.batch_texts.get_sample_sum() / m.batch_texts.get_sample_count().max(1) as f64,
+            m.batch_tokens.get_sample_sum() / m.batch_tokens.get_sample_count().max(1) as f64,
+        );
+        s.stop().await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// `clients` concurrent clients each make `calls` calls on `text`.
+async fn load(client: &Client, text: &str, clients: usize, calls: usize) {
+    let t = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (c, text) = (client.clone(), text.to_string());
+            tokio::spawn(async move {
+                let mut l = Vec::new();
+                for _ in 0..calls {
+                    l.push(call(c.clone(), text.clone()).await);
+                }
+                l
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    let wall = t.elapsed().as_secs_f64();
+    all.sort();
+    println!(
+        "{clients:>2} clients × {calls}: p50 {:7.0} ms  p99 {:7.0} ms  ({} calls, {:.2} articles/s)",
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        all.len(),
+        all.len() as f64 / wall,
+    );
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+async fn latency(encoder: Arc<CandleEncoder>, text: &str) {
+    let s = start(encoder, 4).await;
+    call(s.client.clone(), text.to_string()).await; // warm-up
+    // Reset the high-water mark: what follows is serving, not loading.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    println!("article: {} bytes", text.len());
+    load(&s.client, text, 1, 30).await;
+    load(&s.client, text, 8, 6).await;
+    load(&s.client, text, 32, 2).await;
+    println!("peak RSS while serving: {:.0} MiB", peak_rss_mib());
+    s.stop().await;
+}
 
 fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let mode = args.iter().find(|a| !a.ends_with(".txt")).cloned();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let articles: Vec<String> =
         std::fs::read_to_string(root.join("tests/fixtures/devset/devset.jsonl"))
@@ -30,6 +211,10 @@ fn main() {
                     .to_string()
             })
             .collect();
+    let single = match args.iter().find(|a| a.ends_with(".txt")) {
+        Some(path) => std::fs::read_to_string(path).unwrap(),
+        None => articles[0].clone(),
+    };
     let encoder = Arc::new(
         CandleEncoder::load(
             &root.join("models/multilingual-e5-small"),
@@ -38,79 +223,12 @@ fn main() {
         .expect("run `cargo run -- model fetch` first"),
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    for window_ms in [4u64, 0] {
-        let metrics = Arc::new(Metrics::new());
-        let batching = BatchingEncoder::start(
-            encoder.clone(),
-            BatchingOptions {
-                window: Duration::from_millis(window_ms),
-                ..Default::default()
-            },
-            metrics.clone(),
-        );
-        let data = AnalysisData::load(&root.join("models"), &[]).unwrap();
-        let analyzer =
-            Arc::new(Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap());
-        runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let done = tokio::spawn(server::serve(
-                listener,
-                server::ServeConfig {
-                    limits: Limits::default(),
-                    api_keys: Default::default(),
-                    grace: Duration::from_secs(5),
-                    metrics: None,
-                    tls: None,
-                },
-                metrics.clone(),
-                move || Ok(analyzer),
-                async {
-                    let _ = stopped.await;
-                },
-            ));
-            let client = loop {
-                if let Ok(mut c) = AnalyzerClient::connect(format!("http://{addr}")).await
-                    && c.get_info(proto::GetInfoRequest {}).await.is_ok()
-                {
-                    break c;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
-            let call = |mut c: AnalyzerClient<tonic::transport::Channel>, text: String| async move {
-                c.analyze(proto::AnalyzeRequest {
-                    article: Some(proto::Article {
-                        content: Some(proto::article::Content::Text(text)),
-                        ..Default::default()
-                    }),
-                    options: None,
-                })
-                .await
-                .unwrap()
-            };
-            call(client.clone(), articles[0].clone()).await; // warm-up
-            let t = Instant::now();
-            for a in &articles {
-                call(client.clone(), a.clone()).await;
-            }
-            let sequential = t.elapsed();
-            let t = Instant::now();
-            let handles: Vec<_> = articles.iter().map(|a| tokio::spawn(call(client.clone(), a.clone()))).collect();
-            for h in handles {
-                h.await.unwrap();
-            }
-            let concurrent = t.elapsed();
-            println!(
-                "window {window_ms} ms: 8 sequential {:.2} s, 8 concurrent {:.2} s ({:.2}x), model calls {} (mean {:.1} texts)",
-                sequential.as_secs_f64(),
-                concurrent.as_secs_f64(),
-                sequential.as_secs_f64() / concurrent.as_secs_f64(),
-                metrics.batch_texts.get_sample_count(),
-                metrics.batch_texts.get_sample_sum() / metrics.batch_texts.get_sample_count().max(1) as f64,
-            );
-            stop.send(()).unwrap();
-            done.await.unwrap().unwrap();
-        });
-    }
+    runtime.block_on(async {
+        if mode.as_deref().is_none_or(|m| m == "batching") {
+            batching(encoder.clone(), &articles).await;
+        }
+        if mode.as_deref().is_none_or(|m| m == "latency") {
+            latency(encoder, &single).await;
+        }
+    });
 }

@@ -14,39 +14,77 @@ pub type InputItem = Result<ArticleInput, (String, String)>;
 /// Every input named by `args`, in order.
 pub fn collect(args: &[PathBuf]) -> Vec<InputItem> {
     let mut items = Vec::new();
+    for_each(args, |item| {
+        items.push(item);
+        true
+    });
+    items
+}
+
+/// Calls `f` with every input named by `args`, in order, reading one at a
+/// time (an archive never has to fit in memory); stops early when `f`
+/// returns false.
+pub fn for_each(args: &[PathBuf], mut f: impl FnMut(InputItem) -> bool) {
     for arg in args {
-        if arg.as_os_str() == "-" {
-            read_jsonl(std::io::stdin().lock(), "stdin", &mut items);
+        let go_on = if arg.as_os_str() == "-" {
+            read_jsonl(std::io::stdin().lock(), "stdin", &mut f)
         } else if arg.is_dir() {
             let mut files = Vec::new();
             walk(arg, &mut files);
             files.sort();
-            for f in files {
-                let id = f
+            files.iter().all(|file| {
+                let id = file
                     .strip_prefix(arg)
-                    .unwrap_or(&f)
+                    .unwrap_or(file)
                     .to_string_lossy()
                     .into_owned();
-                items.push(read_page(&f, id));
-            }
+                f(read_page(file, id))
+            })
         } else if has_ext(arg, &["jsonl"]) {
             match std::fs::File::open(arg) {
-                Ok(f) => read_jsonl(
-                    std::io::BufReader::new(f),
+                Ok(file) => read_jsonl(
+                    std::io::BufReader::new(file),
                     &arg.display().to_string(),
-                    &mut items,
+                    &mut f,
                 ),
-                Err(e) => items.push(Err((arg.display().to_string(), e.to_string()))),
+                Err(e) => f(Err((arg.display().to_string(), e.to_string()))),
             }
         } else {
             let id = arg.file_name().map_or_else(
                 || arg.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             );
-            items.push(read_page(arg, id));
+            f(read_page(arg, id))
+        };
+        if !go_on {
+            return;
         }
     }
-    items
+}
+
+/// How many inputs `args` name, counted cheaply (files, and non-blank
+/// JSONL lines); `None` when stdin is among them.
+pub fn count(args: &[PathBuf]) -> Option<usize> {
+    let mut n = 0;
+    for arg in args {
+        if arg.as_os_str() == "-" {
+            return None;
+        } else if arg.is_dir() {
+            let mut files = Vec::new();
+            walk(arg, &mut files);
+            n += files.len();
+        } else if has_ext(arg, &["jsonl"]) {
+            n += std::fs::File::open(arg).map_or(1, |f| {
+                std::io::BufReader::new(f)
+                    .split(b'\n')
+                    .filter(|l| l.as_ref().map_or(true, |l| !l.trim_ascii().is_empty()))
+                    .count()
+            });
+        } else {
+            n += 1;
+        }
+    }
+    Some(n)
 }
 
 fn has_ext(p: &Path, exts: &[&str]) -> bool {
@@ -81,16 +119,17 @@ fn read_page(path: &Path, id: String) -> InputItem {
     })
 }
 
-fn read_jsonl(reader: impl BufRead, origin: &str, out: &mut Vec<InputItem>) {
+/// Reads JSONL lines into `out`; false when `out` asked to stop.
+fn read_jsonl(reader: impl BufRead, origin: &str, out: &mut impl FnMut(InputItem) -> bool) -> bool {
     for (i, line) in reader.lines().enumerate() {
         let fallback_id = format!("{origin}:{}", i + 1);
-        match line {
+        let go_on = match line {
             Err(e) => {
-                out.push(Err((fallback_id, e.to_string())));
+                out(Err((fallback_id, e.to_string())));
                 break;
             }
-            Ok(l) if l.trim().is_empty() => {}
-            Ok(l) => out.push(match serde_json::from_str::<ArticleInput>(&l) {
+            Ok(l) if l.trim().is_empty() => true,
+            Ok(l) => out(match serde_json::from_str::<ArticleInput>(&l) {
                 Ok(mut a) => {
                     if a.id.is_empty() {
                         a.id = fallback_id;
@@ -106,6 +145,10 @@ fn read_jsonl(reader: impl BufRead, origin: &str, out: &mut Vec<InputItem>) {
                     Err((id, format!("bad JSON line: {e}")))
                 }
             }),
+        };
+        if !go_on {
+            return false;
         }
     }
+    true
 }

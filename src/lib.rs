@@ -7,6 +7,7 @@
 //! protobuf types ([`proto`]) and the model-folder defaults ([`model_dir`]). The model layer lives in `crates/` (see ARCHITECTURE.md).
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod eval;
 pub mod inputs;
 pub mod model_dir;

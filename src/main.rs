@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use khulasa::{eval, inputs, model_dir, pipeline, telemetry};
+use khulasa::service::{batcher, metrics::Metrics};
+use khulasa::{archive, eval, model_dir, pipeline, telemetry};
 use khulasa_analysis::{
     AnalysisData, Analyzer, AnalyzerOptions, FocusChoice, SentenceVectors, SummaryBudget,
 };
@@ -90,8 +91,31 @@ enum VectorsArg {
 
 impl AnalysisArgs {
     fn analyzer(&self) -> anyhow::Result<Analyzer> {
-        let data = AnalysisData::load(&self.data_dir, &self.labels_dir)?;
         let encoder = std::sync::Arc::new(self.model.load()?);
+        self.analyzer_on(encoder)
+    }
+
+    /// An analyzer whose concurrent callers share forward passes through
+    /// the batching encoder (the server, and `analyze` with several workers).
+    fn batched_analyzer(
+        &self,
+        window: std::time::Duration,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> anyhow::Result<Analyzer> {
+        let encoder = std::sync::Arc::new(self.model.load()?);
+        let batching = batcher::BatchingEncoder::start(
+            encoder,
+            batcher::BatchingOptions {
+                window,
+                ..Default::default()
+            },
+            metrics,
+        );
+        self.analyzer_on(std::sync::Arc::new(batching))
+    }
+
+    fn analyzer_on(&self, encoder: std::sync::Arc<dyn TextEncoder>) -> anyhow::Result<Analyzer> {
+        let data = AnalysisData::load(&self.data_dir, &self.labels_dir)?;
         let options = AnalyzerOptions {
             sentence_vectors: match self.sentence_vectors {
                 VectorsArg::Separate => SentenceVectors::Separate,
@@ -100,6 +124,56 @@ impl AnalysisArgs {
         };
         Ok(Analyzer::new(encoder, data, options)?)
     }
+}
+
+/// How `analyze` reads, runs and writes an archive.
+#[derive(clap::Args)]
+struct ArchiveArgs {
+    /// Write records here (default stdout), one line each, as they finish.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Output format: the full JSON record, or flat CSV (id, language,
+    /// primary topic, stance, cooperation/conflict, summary, error).
+    #[arg(long, value_enum, default_value_t = FormatArg::Jsonl)]
+    format: FormatArg,
+    /// Also list each failed input here (JSONL: id, code, reason).
+    #[arg(long)]
+    errors: Option<PathBuf>,
+    /// Continue an interrupted run: skip ids already in --output, repair a
+    /// partial last line, and run failed ones again.
+    #[arg(long, requires = "output")]
+    resume: bool,
+    /// Overwrite an existing --output instead of refusing to.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
+    /// No progress bar (it is only drawn on a terminal anyway).
+    #[arg(long, short)]
+    quiet: bool,
+    /// Send the work to these khulasa servers (repeatable) over
+    /// AnalyzeStream instead of loading the model here.
+    #[arg(
+        long = "server",
+        value_name = "URL",
+        env = "KHULASA_SERVERS",
+        value_delimiter = ','
+    )]
+    servers: Vec<String>,
+    /// API key for the servers (`authorization: Bearer`).
+    #[arg(long, env = "KHULASA_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// PEM CA certificate to trust for https:// servers.
+    #[arg(long)]
+    server_ca: Option<PathBuf>,
+    /// In process: articles analysed at once (their sentence passes are
+    /// batched together).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Jsonl,
+    Csv,
 }
 
 #[derive(Subcommand)]
@@ -173,10 +247,10 @@ enum Command {
         /// At most this share of the story's sentences, e.g. 0.2 (0: no limit).
         #[arg(long, default_value_t = 0.0)]
         ratio: f32,
-        /// Write JSONL here instead of stdout.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// .txt/.html files, directories of them, .jsonl files, or `-` (JSONL on stdin).
+        #[command(flatten)]
+        archive: ArchiveArgs,
+        /// .txt/.html/.htm files, directories of them (recursive), .jsonl
+        /// files (one article per line), or `-` (JSONL on stdin).
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
@@ -246,6 +320,19 @@ enum ModelCommand {
     },
 }
 
+/// `analyze` finished, but some inputs failed: exit code 2, so scripts can
+/// tell "done with failures" (see --errors) from "could not run" (1).
+#[derive(Debug)]
+struct SomeFailed(usize);
+
+impl std::fmt::Display for SomeFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} input(s) failed; see their error records", self.0)
+    }
+}
+
+impl std::error::Error for SomeFailed {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = match cli.log_format {
@@ -263,7 +350,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.is::<SomeFailed>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -285,7 +376,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             max_stream_in_flight,
             batch_window_ms,
         } => {
-            use khulasa::service::{Limits, batcher, metrics::Metrics, server};
+            use khulasa::service::{Limits, server};
             let mut keys: std::collections::HashSet<String> = std::env::var("KHULASA_API_KEYS")
                 .unwrap_or_default()
                 .split(',')
@@ -341,33 +432,18 @@ fn run(command: Command) -> anyhow::Result<()> {
                 let metrics = std::sync::Arc::new(Metrics::new());
                 let load_metrics = metrics.clone();
                 let load = move || -> anyhow::Result<std::sync::Arc<Analyzer>> {
-                    let data = AnalysisData::load(&analysis.data_dir, &analysis.labels_dir)?;
-                    let options = LoadOptions {
-                        device: analysis.model.device.clone(),
-                        token_budget: analysis.model.token_budget,
-                        ..LoadOptions::default()
-                    };
-                    let encoder = CandleEncoder::load(&model_dir, &options)
-                        .with_context(|| format!("loading the model in {}", model_dir.display()))?;
-                    let batching = batcher::BatchingEncoder::start(
-                        std::sync::Arc::new(encoder),
-                        batcher::BatchingOptions {
-                            window: std::time::Duration::from_millis(batch_window_ms),
-                            ..Default::default()
+                    let analysis = AnalysisArgs {
+                        model: ModelArgs {
+                            model: Some(model_dir),
+                            ..analysis.model
                         },
+                        ..analysis
+                    };
+                    let analyzer = analysis.batched_analyzer(
+                        std::time::Duration::from_millis(batch_window_ms),
                         load_metrics,
-                    );
-                    let options = AnalyzerOptions {
-                        sentence_vectors: match analysis.sentence_vectors {
-                            VectorsArg::Separate => SentenceVectors::Separate,
-                            VectorsArg::Pooled => SentenceVectors::Pooled,
-                        },
-                    };
-                    Ok(std::sync::Arc::new(Analyzer::new(
-                        std::sync::Arc::new(batching),
-                        data,
-                        options,
-                    )?))
+                    )?;
+                    Ok(std::sync::Arc::new(analyzer))
                 };
                 server::serve(
                     listener,
@@ -443,7 +519,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             max_sentences,
             max_chars,
             ratio,
-            output,
+            archive: a,
             inputs: paths,
         } => {
             anyhow::ensure!(
@@ -468,34 +544,50 @@ fn run(command: Command) -> anyhow::Result<()> {
                 },
                 tasks: Default::default(),
             };
-            let analyzer = analysis.analyzer()?;
-            let mut out: Box<dyn Write> = match &output {
-                Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p)
-                        .with_context(|| format!("creating {}", p.display()))?,
-                )),
-                None => Box::new(std::io::stdout().lock()),
-            };
-            let mut failed = 0;
-            for item in inputs::collect(&paths) {
-                let record = match item {
-                    Ok(input) => pipeline::run(&analyzer, &input, &options),
-                    Err((id, message)) => {
-                        pipeline::ArticleOutput::failed(id, "invalid_argument", message)
-                    }
-                };
-                if let Some(e) = &record.error {
-                    failed += 1;
-                    tracing::warn!(id = %record.id, code = e.code, "{}", e.message);
+            let engine = if a.servers.is_empty() {
+                let analyzer = analysis.batched_analyzer(
+                    std::time::Duration::from_millis(4),
+                    std::sync::Arc::new(Metrics::new()),
+                )?;
+                archive::Engine::Local {
+                    analyzer: std::sync::Arc::new(analyzer),
+                    workers: a.workers.max(1),
                 }
-                serde_json::to_writer(&mut out, &record)?;
-                writeln!(out)?;
-                out.flush()?;
+            } else {
+                archive::Engine::Remote(archive::remote::RemoteOptions {
+                    servers: a.servers.clone(),
+                    api_key: a.api_key.clone(),
+                    ca_cert: match &a.server_ca {
+                        Some(p) => Some(
+                            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+                        ),
+                        None => None,
+                    },
+                    ..Default::default()
+                })
+            };
+            let summary = archive::run(
+                archive::ArchiveOptions {
+                    inputs: paths,
+                    output: a.output,
+                    format: match a.format {
+                        FormatArg::Jsonl => archive::sink::Format::Jsonl,
+                        FormatArg::Csv => archive::sink::Format::Csv,
+                    },
+                    errors: a.errors,
+                    resume: a.resume,
+                    force: a.force,
+                    progress: !a.quiet && archive::stderr_is_terminal(),
+                    run: options,
+                },
+                engine,
+            )?;
+            if !a.quiet {
+                eprintln!("{}", summary.line());
             }
-            anyhow::ensure!(
-                failed == 0,
-                "{failed} input(s) failed; see their error lines"
-            );
+            if summary.failed + summary.duplicates > 0 {
+                return Err(SomeFailed(summary.failed + summary.duplicates).into());
+            }
             Ok(())
         }
         Command::Eval {

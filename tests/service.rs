@@ -4,143 +4,15 @@
 
 mod common;
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 
+use common::server::TestServer;
 use khulasa::proto;
 use khulasa::proto::analyzer_client::AnalyzerClient;
-use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
-use khulasa::service::metrics::Metrics;
-use khulasa::service::{Limits, server};
-use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
+use khulasa::service::Limits;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
-
-/// One analyzer (behind the batcher) shared by every server of this file.
-fn analyzer() -> Arc<Analyzer> {
-    static A: OnceLock<Arc<Analyzer>> = OnceLock::new();
-    A.get_or_init(|| {
-        let data =
-            AnalysisData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models"), &[]).unwrap();
-        let encoder = Arc::new(common::load_encoder(&Default::default()));
-        let batching = BatchingEncoder::start(
-            encoder,
-            BatchingOptions::default(),
-            Arc::new(Metrics::new()),
-        );
-        Arc::new(Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap())
-    })
-    .clone()
-}
-
-struct TestServer {
-    addr: SocketAddr,
-    /// The CA certificate clients trust, when serving TLS.
-    tls_ca: Option<Vec<u8>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl TestServer {
-    async fn start(limits: Limits, keys: &[&str]) -> Self {
-        Self::start_with(limits, keys, None).await
-    }
-
-    /// `tls` is (CA certificate the client trusts, server certificate, key).
-    async fn start_with(
-        limits: Limits,
-        keys: &[&str],
-        tls: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
-    ) -> Self {
-        let (tls_ca, tls) = match tls {
-            Some((ca, cert, key)) => (Some(ca), Some((cert, key))),
-            None => (None, None),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let analyzer = analyzer();
-        let done = tokio::spawn(server::serve(
-            listener,
-            server::ServeConfig {
-                limits,
-                api_keys: keys.iter().map(|k| k.to_string()).collect::<HashSet<_>>(),
-                grace: std::time::Duration::from_secs(5),
-                metrics: None,
-                tls,
-            },
-            Arc::new(Metrics::new()),
-            move || Ok(analyzer),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        let s = Self {
-            addr,
-            tls_ca,
-            stop: Some(stop),
-            done,
-        };
-        s.wait_serving().await;
-        s
-    }
-
-    async fn channel(&self) -> Channel {
-        match &self.tls_ca {
-            None => Channel::from_shared(format!("http://{}", self.addr))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap(),
-            Some(ca) => Channel::from_shared(format!("https://localhost:{}", self.addr.port()))
-                .unwrap()
-                .tls_config(
-                    tonic::transport::ClientTlsConfig::new()
-                        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
-                        .domain_name("localhost"),
-                )
-                .unwrap()
-                .connect()
-                .await
-                .unwrap(),
-        }
-    }
-
-    async fn client(&self) -> AnalyzerClient<Channel> {
-        AnalyzerClient::new(self.channel().await)
-    }
-
-    async fn health(&self, service: &str) -> i32 {
-        let mut h = tonic_health::pb::health_client::HealthClient::new(self.channel().await);
-        h.check(tonic_health::pb::HealthCheckRequest {
-            service: service.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-    }
-
-    async fn wait_serving(&self) {
-        for _ in 0..600 {
-            if self.health("khulasa.v1.Analyzer").await
-                == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("the server never became SERVING");
-    }
-
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.done.await.unwrap().unwrap();
-    }
-}
 
 const PAGE: &str = "بغداد وواشنطن تبحثان توسيع برامج تدريب الجيش العراقي
 

@@ -2,11 +2,12 @@
 //! on the way in (each problem names the field it is about).
 
 use khulasa_analysis::{
-    FocusChoice, LabelSetChoice, StanceLabel, SummaryBudget, SummaryStatus, Tasks,
+    Evidence, FocusChoice, LabelScore, LabelSetChoice, StanceLabel, StanceProbabilities,
+    StanceResult, SummaryBudget, SummaryResult, SummarySentence, SummaryStatus, Tasks,
 };
 
 use super::{Limits, ServiceError};
-use crate::pipeline::{Analyzed, ArticleInput, RunOptions};
+use crate::pipeline::{Analyzed, ArticleInput, ArticleOutput, MainStoryOut, RunOptions};
 use crate::proto;
 
 /// A field violation: the field's path and what is wrong with it.
@@ -217,6 +218,7 @@ pub(crate) fn response(
                 text: s.text.clone(),
                 span: Some(span(&s.span)),
                 is_title: s.is_title,
+                paragraph: s.paragraph.map(|p| p as u32),
             })
             .collect(),
         removed: article
@@ -267,6 +269,7 @@ pub(crate) fn response(
                 .collect(),
             cooperation_conflict: s.cooperation_conflict,
             relevance: s.relevance,
+            polarity: s.polarity,
         }),
         summary: analysis.summary.map(|s| proto::Summary {
             status: match s.status {
@@ -275,6 +278,7 @@ pub(crate) fn response(
                 SummaryStatus::Empty => proto::SummaryStatus::Empty,
             } as i32,
             mode: s.mode.to_string(),
+            focus_relevance: s.focus_relevance,
             sentences: s
                 .sentences
                 .into_iter()
@@ -293,5 +297,300 @@ pub(crate) fn response(
         }),
         model_id: model_id.to_string(),
         timings: Some(timings),
+    }
+}
+
+// ---- The other way: what a client of khulasa sends and reads back. ----
+
+/// A pipeline input as a proto article (per-article target, focus and label
+/// set travel in the options, see [`request_options`]).
+pub fn article_to_proto(a: &ArticleInput) -> proto::Article {
+    proto::Article {
+        id: a.id.clone(),
+        content: match (&a.text, &a.html) {
+            (_, Some(h)) if a.text.is_none() => Some(proto::article::Content::Html(h.clone())),
+            (Some(t), None) => Some(proto::article::Content::Text(t.clone())),
+            // Both or neither: the server answers INVALID_ARGUMENT, as the
+            // in-process pipeline would.
+            _ => None,
+        },
+        title: a.title.clone().unwrap_or_default(),
+        url: a.url.clone().unwrap_or_default(),
+        language_hint: a.language_hint.clone().unwrap_or_default(),
+    }
+}
+
+/// Run options, with one article's overrides applied, as proto options.
+pub fn request_options(o: &RunOptions, a: &ArticleInput) -> proto::AnalyzeOptions {
+    let mut tasks = Vec::new();
+    for (on, task) in [
+        (o.tasks.topics, proto::Task::Topics),
+        (o.tasks.stance, proto::Task::Stance),
+        (o.tasks.summary, proto::Task::Summary),
+    ] {
+        if on {
+            tasks.push(task as i32);
+        }
+    }
+    let labels = match (&a.label_set, &o.label_set) {
+        (Some(name), _) => Some(proto::analyze_options::Labels::LabelSetName(name.clone())),
+        (None, LabelSetChoice::Default) => None,
+        (None, LabelSetChoice::Named(n)) => {
+            Some(proto::analyze_options::Labels::LabelSetName(n.clone()))
+        }
+        (None, LabelSetChoice::Inline(set)) => Some(
+            proto::analyze_options::Labels::InlineLabelSet(proto::LabelSet {
+                name: set.name.clone(),
+                multi_label: set.multi_label,
+                labels: set
+                    .labels
+                    .iter()
+                    .map(|l| proto::Label {
+                        id: l.id.clone(),
+                        description: l.description.clone(),
+                        examples: l.examples.clone(),
+                    })
+                    .collect(),
+            }),
+        ),
+    };
+    let (focus, generic_summary) = match (&a.focus, &o.focus) {
+        (Some(f), _) => (f.clone(), false),
+        (None, FocusChoice::Default) => (String::new(), false),
+        (None, FocusChoice::Generic) => (String::new(), true),
+        (None, FocusChoice::Text(f)) => (f.clone(), false),
+    };
+    proto::AnalyzeOptions {
+        tasks,
+        labels,
+        target: a
+            .target
+            .clone()
+            .or_else(|| o.target.clone())
+            .unwrap_or_default(),
+        focus,
+        generic_summary,
+        max_sentences: o.budget.max_sentences as u32,
+        max_chars: o.budget.max_chars as u32,
+        ratio: o.budget.ratio,
+    }
+}
+
+fn span_from(s: Option<proto::Span>) -> khulasa_text::Span {
+    let s = s.unwrap_or_default();
+    khulasa_text::Span {
+        start: s.start as usize,
+        end: s.end as usize,
+        char_start: s.char_start as usize,
+        char_end: s.char_end as usize,
+    }
+}
+
+/// A server's result as the JSON contract of `khulasa analyze`, so records
+/// from a server and from the in-process engine look the same.
+pub fn result_to_output(r: proto::AnalyzeResult) -> ArticleOutput {
+    match r.outcome {
+        Some(proto::analyze_result::Outcome::Response(response)) => response_to_output(response),
+        Some(proto::analyze_result::Outcome::Error(e)) => {
+            let code = if e.code == "INVALID_ARGUMENT" {
+                "invalid_argument"
+            } else {
+                "internal"
+            };
+            ArticleOutput::failed(r.id, code, format!("{}: {}", e.code, e.message))
+        }
+        None => ArticleOutput::failed(r.id, "internal", "the server sent an empty result".into()),
+    }
+}
+
+/// An analysis response as the JSON contract of `khulasa analyze`.
+pub fn response_to_output(r: proto::AnalyzeResponse) -> ArticleOutput {
+    let topics = r.topics;
+    ArticleOutput {
+        id: r.id,
+        language: Some(r.language).filter(|l| !l.is_empty()),
+        main_story: r.main_story.map(|m| MainStoryOut {
+            title: Some(m.title).filter(|t| !t.is_empty()),
+            text: m.text,
+        }),
+        sentences: Some(
+            r.sentences
+                .into_iter()
+                .map(|s| khulasa_text::Sentence {
+                    index: s.index as usize,
+                    text: s.text,
+                    span: span_from(s.span),
+                    paragraph: s.paragraph.map(|p| p as usize),
+                    is_title: s.is_title,
+                })
+                .collect(),
+        ),
+        primary_topic: topics
+            .as_ref()
+            .map(|t| t.primary.clone())
+            .filter(|p| !p.is_empty()),
+        topics: topics.map(|t| {
+            t.labels
+                .into_iter()
+                .map(|l| LabelScore {
+                    label: l.label,
+                    probability: l.probability,
+                })
+                .collect()
+        }),
+        stance: r.stance.map(|s| StanceResult {
+            target: s.target,
+            label: match proto::StanceLabel::try_from(s.label) {
+                Ok(proto::StanceLabel::Supportive) => StanceLabel::Supportive,
+                Ok(proto::StanceLabel::Critical) => StanceLabel::Critical,
+                Ok(proto::StanceLabel::Unrelated) => StanceLabel::Unrelated,
+                _ => StanceLabel::Neutral,
+            },
+            probabilities: StanceProbabilities {
+                supportive: s.supportive,
+                neutral: s.neutral,
+                critical: s.critical,
+                unrelated: s.unrelated,
+            },
+            evidence: s
+                .evidence
+                .into_iter()
+                .map(|e| Evidence {
+                    sentence: e.sentence as usize,
+                    score: e.score,
+                    relevance: e.relevance,
+                })
+                .collect(),
+            relevance: s.relevance,
+            polarity: s.polarity,
+            cooperation_conflict: s.cooperation_conflict,
+        }),
+        summary: r.summary.map(|s| SummaryResult {
+            status: match proto::SummaryStatus::try_from(s.status) {
+                Ok(proto::SummaryStatus::NoRelevantContent) => SummaryStatus::NoRelevantContent,
+                Ok(proto::SummaryStatus::Empty) => SummaryStatus::Empty,
+                _ => SummaryStatus::Ok,
+            },
+            mode: if s.mode == "generic" {
+                "generic"
+            } else {
+                "focus"
+            },
+            focus_relevance: s.focus_relevance,
+            sentences: s
+                .sentences
+                .into_iter()
+                .map(|x| {
+                    let span = span_from(x.span);
+                    SummarySentence {
+                        index: x.index as usize,
+                        text: x.text,
+                        start: span.start,
+                        end: span.end,
+                        char_start: span.char_start,
+                        char_end: span.char_end,
+                        score: x.score,
+                    }
+                })
+                .collect(),
+        }),
+        error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
+    use khulasa_embed::testing::HashingEncoder;
+
+    use super::*;
+    use crate::pipeline::analyze_input;
+
+    fn analyzer() -> Analyzer {
+        let data =
+            AnalysisData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models"), &[]).unwrap();
+        Analyzer::new(
+            Arc::new(HashingEncoder::new(384)),
+            data,
+            AnalyzerOptions::default(),
+        )
+        .unwrap()
+    }
+
+    /// What a server sends, read back by a client, is the record the
+    /// in-process pipeline writes: the two engines of `khulasa analyze`
+    /// produce the same lines.
+    #[test]
+    fn a_response_reads_back_as_the_in_process_record() {
+        let a = analyzer();
+        let input = ArticleInput {
+            id: "x".into(),
+            text: Some(
+                "بغداد توقع اتفاقا أمنيا مع واشنطن\n\nوقع العراق والولايات المتحدة اتفاقا \
+                 لتدريب القوات العراقية. وقال المسؤولون إن التعاون سيستمر.\n\n\
+                 Officials said the training mission would continue next year."
+                    .into(),
+            ),
+            ..Default::default()
+        };
+        for focus in [FocusChoice::Default, FocusChoice::Generic] {
+            let options = RunOptions {
+                focus,
+                ..Default::default()
+            };
+            let analyzed = analyze_input(&a, &input, &options).unwrap();
+            let direct = ArticleOutput::from(analyzed.clone());
+            let response = response(analyzed, "m", proto::Timings::default());
+            let back = result_to_output(proto::AnalyzeResult {
+                id: "x".into(),
+                outcome: Some(proto::analyze_result::Outcome::Response(response)),
+            });
+            assert_eq!(
+                serde_json::to_value(&back).unwrap(),
+                serde_json::to_value(&direct).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn request_options_carry_article_overrides_and_the_budget() {
+        let run = RunOptions {
+            focus: FocusChoice::Generic,
+            target: Some("default target".into()),
+            budget: SummaryBudget {
+                max_sentences: 2,
+                max_chars: 300,
+                ratio: 0.5,
+            },
+            ..Default::default()
+        };
+        let plain = request_options(&run, &ArticleInput::default());
+        assert!(plain.generic_summary);
+        assert_eq!(plain.target, "default target");
+        assert_eq!((plain.max_sentences, plain.max_chars), (2, 300));
+        assert_eq!(plain.tasks.len(), 3);
+        let article = ArticleInput {
+            target: Some("mine".into()),
+            focus: Some("oil".into()),
+            label_set: Some("iptc-media-topics".into()),
+            ..Default::default()
+        };
+        let o = request_options(&run, &article);
+        assert_eq!((o.target.as_str(), o.focus.as_str()), ("mine", "oil"));
+        assert!(!o.generic_summary);
+        assert_eq!(
+            o.labels,
+            Some(proto::analyze_options::Labels::LabelSetName(
+                "iptc-media-topics".into()
+            ))
+        );
+        // And the server reads them back into the same run options.
+        let limits = Limits::default();
+        let back = options(Some(o), "options", &limits, &["iptc-media-topics".into()]).unwrap();
+        assert_eq!(back.target.as_deref(), Some("mine"));
+        assert!(matches!(back.focus, FocusChoice::Text(ref f) if f == "oil"));
     }
 }

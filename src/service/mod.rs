@@ -8,7 +8,7 @@
 //! field violations.
 
 pub mod batcher;
-mod convert;
+pub mod convert;
 pub mod metrics;
 pub mod server;
 

@@ -1,0 +1,418 @@
+//! Where records go: the output file (JSONL or CSV, one record per line,
+//! written whole and at once as results arrive), its repair and resume, and
+//! the errors file.
+//!
+//! Crash safety rests on two rules. Every record is one line, written with a
+//! single `write` of the whole line to a file opened for appending, so a
+//! process killed at any moment leaves complete lines and at most one
+//! partial last line. And resuming repairs the file before appending: the
+//! partial tail is cut off, failed records are dropped so they run again,
+//! and the ids of the remaining records are skipped. Together these give
+//! every input exactly one line across any number of killed and resumed runs.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::pipeline::ArticleOutput;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The full JSON record per line (the `khulasa analyze` contract).
+    Jsonl,
+    /// Flat fields: id, language, primary topic, stance label,
+    /// cooperation/conflict, summary text, error.
+    Csv,
+}
+
+/// The CSV columns, in order.
+pub const CSV_HEADER: [&str; 7] = [
+    "id",
+    "language",
+    "primary_topic",
+    "stance",
+    "cooperation_conflict",
+    "summary",
+    "error",
+];
+
+impl Format {
+    /// One record as one line, newline included. Newlines inside CSV fields
+    /// become spaces so that a record is always exactly one line.
+    pub fn line(self, record: &ArticleOutput) -> anyhow::Result<String> {
+        match self {
+            Format::Jsonl => Ok(serde_json::to_string(record)? + "\n"),
+            Format::Csv => {
+                let stance = record.stance.as_ref();
+                let fields = [
+                    record.id.clone(),
+                    record.language.clone().unwrap_or_default(),
+                    record.primary_topic.clone().unwrap_or_default(),
+                    stance
+                        .and_then(|s| serde_json::to_value(s.label).ok())
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    stance
+                        .map(|s| format!("{:.2}", s.cooperation_conflict))
+                        .unwrap_or_default(),
+                    record
+                        .summary
+                        .as_ref()
+                        .map(|s| {
+                            s.sentences
+                                .iter()
+                                .map(|x| x.text.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .unwrap_or_default(),
+                    record
+                        .error
+                        .as_ref()
+                        .map(|e| format!("{}: {}", e.code, e.message))
+                        .unwrap_or_default(),
+                ];
+                csv_line(&fields)
+            }
+        }
+    }
+
+    /// The id of a complete line and whether it records a failure; `None`
+    /// for a line that is not a record (the CSV header, or damage).
+    fn read(self, line: &str) -> Option<(String, bool)> {
+        match self {
+            Format::Jsonl => {
+                #[derive(serde::Deserialize)]
+                struct Head {
+                    id: String,
+                    #[serde(default)]
+                    error: Option<serde_json::Value>,
+                }
+                let h: Head = serde_json::from_str(line).ok()?;
+                Some((h.id, h.error.is_some()))
+            }
+            Format::Csv => {
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(line.as_bytes());
+                let record = reader.records().next()?.ok()?;
+                if record.len() != CSV_HEADER.len() || record.iter().eq(CSV_HEADER) {
+                    return None;
+                }
+                Some((record[0].to_string(), !record[6].is_empty()))
+            }
+        }
+    }
+}
+
+fn csv_line<S: AsRef<str>>(fields: &[S]) -> anyhow::Result<String> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    w.write_record(fields.iter().map(|f| f.as_ref().replace(['\r', '\n'], " ")))?;
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+/// What resuming found in an existing output.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    /// Ids with a successful record: skipped this run.
+    pub done: HashSet<String>,
+    /// Failed records dropped so that their inputs run again.
+    pub retried: usize,
+    /// Whether a partial last line (a run killed mid-write) was cut off.
+    pub repaired_tail: bool,
+}
+
+/// The output: a file (appended to, one `write` per record) or stdout.
+pub struct Sink {
+    out: Box<dyn Write + Send>,
+    format: Format,
+}
+
+impl Sink {
+    /// Opens `path` for a run. A new or empty file is started (CSV gets its
+    /// header). An existing non-empty file is resumed when `resume` is set,
+    /// replaced when `force` is set, and refused otherwise, so that a long
+    /// run is never lost to a forgotten flag.
+    pub fn open(
+        path: &Path,
+        format: Format,
+        resume: bool,
+        force: bool,
+    ) -> anyhow::Result<(Self, Resumed)> {
+        let existing = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let resumed = if existing > 0 && resume {
+            repair(path, format)?
+        } else if existing > 0 && !force {
+            anyhow::bail!(
+                "{} already has records: pass --resume to continue that run, or --force to \
+                 start over",
+                path.display()
+            );
+        } else {
+            File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            Resumed::default()
+        };
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        if format == Format::Csv && file.metadata()?.len() == 0 {
+            file.write_all(csv_line(&CSV_HEADER)?.as_bytes())?;
+        }
+        Ok((
+            Self {
+                out: Box::new(file),
+                format,
+            },
+            resumed,
+        ))
+    }
+
+    /// Standard output (no resume).
+    pub fn stdout(format: Format) -> anyhow::Result<Self> {
+        let mut out = std::io::stdout();
+        if format == Format::Csv {
+            out.write_all(csv_line(&CSV_HEADER)?.as_bytes())?;
+        }
+        Ok(Self {
+            out: Box::new(out),
+            format,
+        })
+    }
+
+    /// Writes one record as one line, at once, and flushes it.
+    pub fn write(&mut self, record: &ArticleOutput) -> anyhow::Result<()> {
+        let line = self.format.line(record)?;
+        self.out.write_all(line.as_bytes())?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// Cuts a partial last line, drops failed and damaged records (rewriting the
+/// file through a temporary and a rename, so a crash here loses nothing),
+/// and returns the ids already done.
+fn repair(path: &Path, format: Format) -> anyhow::Result<Resumed> {
+    let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut resumed = Resumed::default();
+    let mut complete_end = 0u64;
+    let mut dropped_any = false;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') {
+            resumed.repaired_tail = true;
+            break;
+        }
+        complete_end += n as u64;
+        let text = String::from_utf8_lossy(&line);
+        match format.read(text.trim_end()) {
+            Some((id, false)) => {
+                resumed.done.insert(id);
+            }
+            Some((_, true)) => {
+                resumed.retried += 1;
+                dropped_any = true;
+            }
+            // The CSV header stays; anything else unreadable goes.
+            None if format == Format::Csv && complete_end == n as u64 => {}
+            None => dropped_any = true,
+        }
+    }
+    drop(reader);
+    if dropped_any {
+        rewrite_keeping_done(path, format, complete_end)?;
+    } else if resumed.repaired_tail {
+        OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .set_len(complete_end)?;
+    }
+    Ok(resumed)
+}
+
+fn rewrite_keeping_done(path: &Path, format: Format, complete_end: u64) -> anyhow::Result<()> {
+    let tmp = temporary_beside(path);
+    {
+        let reader = BufReader::new(File::open(path)?);
+        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+        let mut seen = 0u64;
+        let mut first = true;
+        for line in reader.split(b'\n') {
+            let line = line?;
+            seen += line.len() as u64 + 1;
+            if seen > complete_end {
+                break;
+            }
+            let text = String::from_utf8_lossy(&line);
+            let keep = match format.read(&text) {
+                Some((_, failed)) => !failed,
+                None => format == Format::Csv && first,
+            };
+            first = false;
+            if keep {
+                out.write_all(&line)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        out.into_inner()?.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("replacing {} with its repair", path.display()))?;
+    Ok(())
+}
+
+fn temporary_beside(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".repair");
+    path.with_file_name(name)
+}
+
+/// One failed input in the errors file.
+#[derive(Serialize)]
+struct ErrorLine<'a> {
+    id: &'a str,
+    code: &'a str,
+    reason: &'a str,
+}
+
+/// The `--errors` file: one JSON line per failed input (id, code, reason).
+/// Appended to when resuming, started afresh otherwise.
+pub struct ErrorLog {
+    file: File,
+}
+
+impl ErrorLog {
+    /// Opens the errors file.
+    pub fn open(path: &Path, resume: bool) -> anyhow::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        if !resume {
+            file.set_len(0)?;
+        }
+        Ok(Self { file })
+    }
+
+    /// Records a failed input, if `record` is one.
+    pub fn write(&mut self, record: &ArticleOutput) -> anyhow::Result<()> {
+        if let Some(e) = &record.error {
+            let line = serde_json::to_string(&ErrorLine {
+                id: &record.id,
+                code: e.code,
+                reason: &e.message,
+            })? + "\n";
+            self.file.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(id: &str) -> ArticleOutput {
+        let mut r = ArticleOutput::failed(id.into(), "internal", String::new());
+        r.error = None;
+        r.language = Some("ar".into());
+        r
+    }
+
+    fn failed(id: &str) -> ArticleOutput {
+        ArticleOutput::failed(id.into(), "internal", "the model stopped".into())
+    }
+
+    fn ids(path: &Path, format: Format) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| format.read(l).map(|(id, _)| id))
+            .collect()
+    }
+
+    #[test]
+    fn resume_cuts_a_partial_line_and_reruns_failures() {
+        for format in [Format::Jsonl, Format::Csv] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("out");
+            let (mut sink, resumed) = Sink::open(&path, format, false, false).unwrap();
+            assert_eq!(resumed, Resumed::default());
+            for r in [ok("a"), failed("b"), ok("c")] {
+                sink.write(&r).unwrap();
+            }
+            drop(sink);
+            // A run killed in the middle of writing "d".
+            let whole = format.line(&ok("d")).unwrap();
+            let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(&whole.as_bytes()[..whole.len() / 2]).unwrap();
+            drop(f);
+
+            let (mut sink, resumed) = Sink::open(&path, format, true, false).unwrap();
+            assert!(resumed.repaired_tail, "{format:?}");
+            assert_eq!(resumed.retried, 1);
+            assert_eq!(
+                resumed.done,
+                ["a", "c"].into_iter().map(String::from).collect()
+            );
+            sink.write(&ok("b")).unwrap();
+            sink.write(&ok("d")).unwrap();
+            assert_eq!(ids(&path, format), ["a", "c", "b", "d"], "{format:?}");
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.ends_with('\n'));
+            if format == Format::Csv {
+                assert!(text.starts_with("id,language,"));
+                assert_eq!(text.matches("id,language,").count(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn an_existing_output_is_not_overwritten_without_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(
+            &path,
+            format!("{}\n", serde_json::to_string(&ok("a")).unwrap()),
+        )
+        .unwrap();
+        let err = Sink::open(&path, Format::Jsonl, false, false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--resume"), "{err}");
+        let (_, resumed) = Sink::open(&path, Format::Jsonl, false, true).unwrap();
+        assert!(resumed.done.is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_kept_on_one_line() {
+        let mut r = ok("x,1");
+        r.error = Some(crate::pipeline::ErrorOut {
+            code: "invalid_argument",
+            message: "line one\nline \"two\"".into(),
+        });
+        let line = Format::Csv.line(&r).unwrap();
+        assert_eq!(line.matches('\n').count(), 1);
+        assert_eq!(
+            Format::Csv.read(line.trim_end()),
+            Some(("x,1".into(), true))
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! Scoring archives with `khulasa analyze`, on the real model: a run killed
+//! with SIGKILL and resumed writes every record exactly once; duplicates,
+//! unreadable lines, CSV and the errors file; and the remote engine over
+//! two servers, one of them flooded, plus one that is not there.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::server::TestServer;
+use khulasa::archive::{self, ArchiveOptions, Engine, remote::RemoteOptions, sink::Format};
+use khulasa::service::Limits;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `n` articles from the dev set (our own fixtures) under fresh ids.
+fn articles(n: usize) -> Vec<serde_json::Value> {
+    let devset =
+        std::fs::read_to_string(root().join("tests/fixtures/devset/devset.jsonl")).unwrap();
+    let texts: Vec<String> = devset
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    (0..n)
+        .map(|i| serde_json::json!({"id": format!("art-{i:03}"), "text": texts[i % texts.len()]}))
+        .collect()
+}
+
+fn write_jsonl(path: &Path, lines: &[serde_json::Value]) {
+    let mut f = std::fs::File::create(path).unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+fn records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+fn analyze(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_khulasa"));
+    c.arg("analyze")
+        .args(args)
+        .current_dir(root())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Kills `analyze` with SIGKILL once `out` has at least `lines` lines.
+fn kill_after(mut child: std::process::Child, out: &Path, lines: usize) {
+    let started = Instant::now();
+    loop {
+        let n = std::fs::read_to_string(out).map_or(0, |t| t.matches('\n').count());
+        if n >= lines {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("analyze ended ({status}) before it could be killed");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "no progress to kill"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_killed_run_resumes_to_exactly_one_record_per_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("archive.jsonl");
+    let out = dir.path().join("out.jsonl");
+    let n = 16;
+    write_jsonl(&input, &articles(n));
+    let args = [
+        "--quiet",
+        "--max-sentences",
+        "2",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+
+    let first = analyze(&args).spawn().unwrap();
+    kill_after(first, &out, 3);
+    let after_kill = records(&out).len();
+    assert!(after_kill >= 3 && after_kill < n, "{after_kill} records");
+
+    // Whether or not the kill landed inside a write, leave a torn record
+    // behind, as one would: the start of a line with no end.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+    f.write_all(br#"{"id":"art-015","language":"ar","main_sto"#)
+        .unwrap();
+    drop(f);
+
+    // Without --resume an existing output is left alone.
+    let refused = analyze(&args).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+
+    let mut resume_args = args.to_vec();
+    resume_args.push("--resume");
+    let second = analyze(&resume_args).spawn().unwrap();
+    kill_after(second, &out, after_kill + 2);
+
+    let done = analyze(&resume_args).output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let recs = records(&out);
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for r in &recs {
+        assert!(r["error"].is_null(), "failed record {r}");
+        assert!(r["summary"]["sentences"].as_array().unwrap().len() <= 2);
+        *counts
+            .entry(r["id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(counts.len(), n, "every input has a record");
+    assert!(counts.values().all(|&c| c == 1), "{counts:?}");
+}
+
+#[test]
+fn duplicates_and_bad_lines_are_reported_and_csv_is_flat() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("archive.jsonl");
+    let out = dir.path().join("out.csv");
+    let errors = dir.path().join("errors.jsonl");
+    let mut lines = articles(3);
+    lines.push(lines[1].clone()); // a duplicate id
+    lines.push(serde_json::json!({"id": "no-text"}));
+    lines.push(serde_json::json!({"id": "bad-field", "text": 7}));
+    write_jsonl(&input, &lines);
+    let run = analyze(&[
+        "--quiet",
+        "--format",
+        "csv",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--errors",
+        errors.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(run.status.code(), Some(2), "failures give exit code 2");
+
+    let mut csv = csv::Reader::from_path(&out).unwrap();
+    assert_eq!(
+        csv.headers().unwrap().iter().collect::<Vec<_>>(),
+        sink_header()
+    );
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| &r[0]).collect();
+    // One row per distinct id: the duplicate is not a second row.
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 5);
+    for r in &rows {
+        if r[0].starts_with("art-") {
+            assert!(r[6].is_empty(), "{r:?}");
+            assert!(
+                !r[2].is_empty() && !r[3].is_empty(),
+                "topic and stance: {r:?}"
+            );
+            r[4].parse::<f32>()
+                .expect("cooperation/conflict is a number");
+        } else {
+            assert!(r[6].starts_with("invalid_argument"), "{r:?}");
+        }
+    }
+
+    let errs = records(&errors);
+    let err_ids: HashSet<&str> = errs.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(err_ids, HashSet::from(["art-001", "no-text", "bad-field"]));
+    assert!(
+        errs.iter()
+            .all(|e| !e["reason"].as_str().unwrap().is_empty())
+    );
+}
+
+fn sink_header() -> Vec<&'static str> {
+    khulasa::archive::sink::CSV_HEADER.to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_engine_balances_over_servers_and_retries() {
+    // One server with room, one that turns most work away at once
+    // (RESOURCE_EXHAUSTED), and one address where nothing listens.
+    let roomy = TestServer::start(Limits::default(), &[]).await;
+    let tight = TestServer::start(
+        Limits {
+            max_queued: 1,
+            ..Limits::default()
+        },
+        &[],
+    )
+    .await;
+    let nothing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = nothing.local_addr().unwrap();
+    drop(nothing);
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("archive.jsonl");
+    let out = dir.path().join("out.jsonl");
+    let n = 12;
+    write_jsonl(&input, &articles(n));
+    let options = ArchiveOptions {
+        inputs: vec![input.clone()],
+        output: Some(out.clone()),
+        format: Format::Jsonl,
+        errors: None,
+        resume: false,
+        force: false,
+        progress: false,
+        run: Default::default(),
+    };
+    let engine = Engine::Remote(RemoteOptions {
+        servers: vec![
+            format!("http://{}", roomy.addr),
+            format!("http://{}", tight.addr),
+            format!("http://{dead}"),
+        ],
+        in_flight: Some(4),
+        max_attempts: 8,
+        ..Default::default()
+    });
+    let summary = tokio::task::spawn_blocking(move || archive::run(options, engine))
+        .await
+        .unwrap()
+        .unwrap();
+    let recs = records(&out);
+    let failures: Vec<&serde_json::Value> = recs.iter().filter(|r| !r["error"].is_null()).collect();
+    assert_eq!(
+        (summary.succeeded, summary.failed),
+        (n, 0),
+        "{summary:?}: {failures:?}"
+    );
+    let ids: HashSet<&str> = recs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!((recs.len(), ids.len()), (n, n));
+    let analysed = |s: &TestServer| {
+        s.metrics
+            .stage_seconds
+            .with_label_values(&["total"])
+            .get_sample_count()
+    };
+    let (a, b) = (analysed(&roomy), analysed(&tight));
+    assert!(a > 0 && b > 0, "both servers took work: {a} and {b}");
+    assert_eq!(a + b, n as u64, "no article was analysed twice");
+
+    // The same article in process gives the same analysis.
+    let analyzer = common::server::analyzer();
+    let first = articles(1).remove(0);
+    let input: khulasa::pipeline::ArticleInput = serde_json::from_value(first).unwrap();
+    let local = khulasa::pipeline::run(&analyzer, &input, &Default::default());
+    let remote = recs.iter().find(|r| r["id"] == "art-000").unwrap();
+    let local = serde_json::to_value(&local).unwrap();
+    for field in ["language", "main_story", "sentences", "primary_topic"] {
+        assert_eq!(remote[field], local[field], "{field}");
+    }
+    assert_eq!(remote["stance"]["label"], local["stance"]["label"]);
+    let indices = |v: &serde_json::Value| -> Vec<u64> {
+        v["summary"]["sentences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["index"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(indices(remote), indices(&local));
+
+    roomy.stop().await;
+    tight.stop().await;
+}

@@ -1,0 +1,140 @@
+//! A real khulasa server on 127.0.0.1:0 for integration tests.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use khulasa::proto::analyzer_client::AnalyzerClient;
+use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
+use khulasa::service::metrics::Metrics;
+use khulasa::service::{Limits, server};
+use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
+use tonic::transport::Channel;
+
+/// One analyzer (behind the batcher) shared by every server of a test binary.
+pub fn analyzer() -> Arc<Analyzer> {
+    static A: OnceLock<Arc<Analyzer>> = OnceLock::new();
+    A.get_or_init(|| {
+        let data =
+            AnalysisData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models"), &[]).unwrap();
+        let encoder = Arc::new(super::load_encoder(&Default::default()));
+        let batching = BatchingEncoder::start(
+            encoder,
+            BatchingOptions::default(),
+            Arc::new(Metrics::new()),
+        );
+        Arc::new(Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap())
+    })
+    .clone()
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// This server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The CA certificate clients trust, when serving TLS.
+    tls_ca: Option<Vec<u8>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start(limits: Limits, keys: &[&str]) -> Self {
+        Self::start_with(limits, keys, None).await
+    }
+
+    /// `tls` is (CA certificate the client trusts, server certificate, key).
+    pub async fn start_with(
+        limits: Limits,
+        keys: &[&str],
+        tls: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    ) -> Self {
+        let (tls_ca, tls) = match tls {
+            Some((ca, cert, key)) => (Some(ca), Some((cert, key))),
+            None => (None, None),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let analyzer = analyzer();
+        let metrics = Arc::new(Metrics::new());
+        let done = tokio::spawn(server::serve(
+            listener,
+            server::ServeConfig {
+                limits,
+                api_keys: keys.iter().map(|k| k.to_string()).collect::<HashSet<_>>(),
+                grace: std::time::Duration::from_secs(5),
+                metrics: None,
+                tls,
+            },
+            metrics.clone(),
+            move || Ok(analyzer),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let s = Self {
+            addr,
+            metrics,
+            tls_ca,
+            stop: Some(stop),
+            done,
+        };
+        s.wait_serving().await;
+        s
+    }
+
+    pub async fn channel(&self) -> Channel {
+        match &self.tls_ca {
+            None => Channel::from_shared(format!("http://{}", self.addr))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+            Some(ca) => Channel::from_shared(format!("https://localhost:{}", self.addr.port()))
+                .unwrap()
+                .tls_config(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                        .domain_name("localhost"),
+                )
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        }
+    }
+
+    pub async fn client(&self) -> AnalyzerClient<Channel> {
+        AnalyzerClient::new(self.channel().await)
+    }
+
+    pub async fn health(&self, service: &str) -> i32 {
+        let mut h = tonic_health::pb::health_client::HealthClient::new(self.channel().await);
+        h.check(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+    }
+
+    pub async fn wait_serving(&self) {
+        for _ in 0..600 {
+            if self.health("khulasa.v1.Analyzer").await
+                == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the server never became SERVING");
+    }
+
+    pub async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.done.await.unwrap().unwrap();
+    }
+}
