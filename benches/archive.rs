@@ -1,0 +1,177 @@
+//! Archive throughput: articles/s of `khulasa analyze` over a generated
+//! corpus, in process (1 and 2 workers over the batching encoder) and
+//! against one local server over AnalyzeStream.
+//!
+//! The corpus cycles through our own fixtures: the 49 dev-set articles and
+//! the 17 annotated scraped pages (with their navigation, read-also inserts
+//! and appended stories), each under a fresh id.
+//!
+//! `cargo bench --bench archive -- [N] [local|local1|server]` (default: 1000
+//! articles, every engine). The corpus is also written to
+//! `target/bench-corpus-N.jsonl` for trying the CLI on it.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use khulasa::archive::{self, ArchiveOptions, Engine, remote::RemoteOptions, sink::Format};
+use khulasa::proto::analyzer_client::AnalyzerClient;
+use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
+use khulasa::service::metrics::Metrics;
+use khulasa::service::{Limits, server};
+use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
+use khulasa_candle::{CandleEncoder, LoadOptions};
+
+fn fixture_texts(root: &Path) -> Vec<String> {
+    let mut texts: Vec<String> =
+        std::fs::read_to_string(root.join("tests/fixtures/devset/devset.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(root.join("tests/fixtures/pages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "page"))
+        .collect();
+    pages.sort();
+    for p in pages {
+        let annotated = std::fs::read_to_string(&p).unwrap();
+        let page: Vec<&str> = annotated
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split_once("] ").map_or(l, |(_, line)| line))
+            .collect();
+        texts.push(page.join("\n"));
+    }
+    texts
+}
+
+fn corpus(root: &Path, n: usize) -> PathBuf {
+    let texts = fixture_texts(root);
+    let path = root.join(format!("target/bench-corpus-{n}.jsonl"));
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            serde_json::json!({"id": format!("doc-{i:05}"), "text": texts[i % texts.len()]})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+fn analyzer(encoder: Arc<CandleEncoder>) -> Arc<Analyzer> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let batching = BatchingEncoder::start(
+        encoder,
+        BatchingOptions::default(),
+        Arc::new(Metrics::new()),
+    );
+    let data = AnalysisData::load(&root.join("models"), &[]).unwrap();
+    Arc::new(Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap())
+}
+
+fn run(label: &str, input: &Path, engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let summary = archive::run(
+        ArchiveOptions {
+            inputs: vec![input.to_path_buf()],
+            output: Some(out.clone()),
+            format: Format::Jsonl,
+            errors: None,
+            resume: false,
+            force: false,
+            progress: archive::stderr_is_terminal(),
+            run: Default::default(),
+        },
+        engine,
+    )
+    .unwrap();
+    let ids: HashSet<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), summary.succeeded + summary.failed);
+    println!("{label:<28} {}", summary.line());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(1000);
+    let mode = args.iter().find(|a| a.parse::<usize>().is_err()).cloned();
+    let wants = |m: &str| mode.as_deref().is_none_or(|x| x == m);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let input = corpus(root, n);
+    let encoder = Arc::new(
+        CandleEncoder::load(
+            &root.join("models/multilingual-e5-small"),
+            &LoadOptions::default(),
+        )
+        .expect("run `cargo run -- model fetch` first"),
+    );
+    let local = analyzer(encoder.clone());
+    for (m, workers) in [("local1", 1), ("local", 2)] {
+        if wants(m) {
+            run(
+                &format!("in process, {workers} worker(s)"),
+                &input,
+                Engine::Local {
+                    analyzer: local.clone(),
+                    workers,
+                },
+            );
+        }
+    }
+    if wants("server") {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (addr, stop, done) = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let analyzer = local.clone();
+            let done = tokio::spawn(server::serve(
+                listener,
+                server::ServeConfig {
+                    limits: Limits::default(),
+                    api_keys: Default::default(),
+                    grace: Duration::from_secs(5),
+                    metrics: None,
+                    tls: None,
+                },
+                Arc::new(Metrics::new()),
+                move || Ok(analyzer),
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            while AnalyzerClient::connect(format!("http://{addr}"))
+                .await
+                .is_err()
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (addr, stop, done)
+        });
+        run(
+            "one local server",
+            &input,
+            Engine::Remote(RemoteOptions {
+                servers: vec![format!("http://{addr}")],
+                ..Default::default()
+            }),
+        );
+        stop.send(()).unwrap();
+        runtime.block_on(done).unwrap().unwrap();
+    }
+}
