@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+// As in the khulasa binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use khulasa::archive::{self, ArchiveOptions, Engine, remote::RemoteOptions, sink::Format};
 use khulasa::proto::analyzer_client::AnalyzerClient;
 use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};

@@ -6,6 +6,10 @@
 
 use std::time::Instant;
 
+// As in the khulasa binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use khulasa_candle::{CandleEncoder, LoadOptions};
 use khulasa_embed::{InputKind, TextEncoder};
 

@@ -13,6 +13,7 @@
 
 mod config;
 mod model;
+mod ops;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -1,46 +1,301 @@
-//! The transformer backbones, from candle-transformers, behind one forward.
+//! The transformer encoder itself: BERT and XLM-RoBERTa (one stack, they
+//! differ only in where positions start), written here rather than taken
+//! from candle-transformers so that the forward pass is ours to make fast
+//! and small:
+//!
+//! - the word-embedding table (250,037 × 384 for e5-small, 82% of the
+//!   weights) is kept in f16 and rows are widened to f32 as they are looked
+//!   up, halving resident memory;
+//! - query, key and value are one matmul, with 1/√d folded into the query
+//!   weights at load;
+//! - softmax and layer norm are Candle's fused last-dimension kernels, GELU
+//!   is [`crate::ops::gelu_erf`];
+//! - attention runs in slices of rows so its `[rows, heads, len, len]`
+//!   scores stay under a fixed size whatever the batch.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::{bert, xlm_roberta};
+use serde::Deserialize;
 
 use crate::config::{Architecture, FolderConfig};
 
+/// The fields of `config.json` the forward pass needs.
+#[derive(Debug, Deserialize)]
+struct Config {
+    vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    #[serde(default = "gelu")]
+    hidden_act: String,
+    max_position_embeddings: usize,
+    #[serde(default = "one")]
+    type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    layer_norm_eps: f64,
+}
+
+fn gelu() -> String {
+    "gelu".into()
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_eps() -> f64 {
+    1e-12
+}
+
+/// Most attention scores (rows × heads × len × len) computed at once: 4M
+/// f32, 16 MiB, whatever the batch.
+const ATTENTION_SCORES: usize = 1 << 22;
+
+#[derive(Debug, Clone, Copy)]
+enum Activation {
+    GeluErf,
+    GeluTanh,
+    Relu,
+}
+
+struct Linear {
+    /// `[out, in]`.
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn load(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get((out_dim, in_dim), "weight")?,
+            bias: vb.get(out_dim, "bias")?,
+        })
+    }
+
+    /// `x` is `[n, in]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    }
+}
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn load(vb: &VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+struct Layer {
+    /// Query, key and value stacked: `[3·hidden, hidden]`, the query part
+    /// pre-scaled by 1/√head_dim.
+    qkv: Linear,
+    attention_out: Linear,
+    attention_norm: LayerNorm,
+    up: Linear,
+    down: Linear,
+    output_norm: LayerNorm,
+}
+
+impl Layer {
+    fn load(vb: &VarBuilder, c: &Config) -> Result<Self> {
+        let h = c.hidden_size;
+        let head_dim = h / c.num_attention_heads;
+        let attention = vb.pp("attention");
+        let own = attention.pp("self");
+        let q = Linear::load(&own.pp("query"), h, h)?;
+        let k = Linear::load(&own.pp("key"), h, h)?;
+        let v = Linear::load(&own.pp("value"), h, h)?;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let qkv = Linear {
+            weight: Tensor::cat(&[(q.weight * scale)?, k.weight, v.weight], 0)?,
+            bias: Tensor::cat(&[(q.bias * scale)?, k.bias, v.bias], 0)?,
+        };
+        Ok(Self {
+            qkv,
+            attention_out: Linear::load(&attention.pp("output").pp("dense"), h, h)?,
+            attention_norm: LayerNorm::load(
+                &attention.pp("output").pp("LayerNorm"),
+                h,
+                c.layer_norm_eps,
+            )?,
+            up: Linear::load(&vb.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
+            down: Linear::load(&vb.pp("output").pp("dense"), c.intermediate_size, h)?,
+            output_norm: LayerNorm::load(&vb.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
+        })
+    }
+}
+
 /// A loaded encoder stack that maps token ids to final hidden states.
-pub(crate) enum Backbone {
-    Bert(bert::BertModel),
-    XlmRoberta(xlm_roberta::XLMRobertaModel),
+pub(crate) struct Backbone {
+    /// `[vocab, hidden]`, f16 on the CPU (f32 elsewhere).
+    word_embeddings: Tensor,
+    /// `[max_len, hidden]`: the position embedding of each content position
+    /// (shifted for XLM-R) plus the token-type-0 embedding.
+    position_embeddings: Tensor,
+    embedding_norm: LayerNorm,
+    layers: Vec<Layer>,
+    heads: usize,
+    hidden: usize,
+    activation: Activation,
 }
 
 impl Backbone {
     pub(crate) fn load(cfg: &FolderConfig, vb: VarBuilder) -> Result<Self> {
-        let json_err = |e: serde_json::Error| candle_core::Error::Msg(format!("config.json: {e}"));
-        match cfg.architecture {
-            // BertModel itself finds weights with or without a `bert.` prefix.
-            Architecture::Bert => {
-                let c: bert::Config = serde_json::from_str(&cfg.config_json).map_err(json_err)?;
-                Ok(Self::Bert(bert::BertModel::load(vb, &c)?))
-            }
-            Architecture::XlmRoberta => {
-                let c: xlm_roberta::Config =
-                    serde_json::from_str(&cfg.config_json).map_err(json_err)?;
-                // Checkpoints saved from a task model nest the encoder.
-                let vb = if vb.contains_tensor("roberta.embeddings.word_embeddings.weight") {
-                    vb.pp("roberta")
-                } else {
-                    vb
-                };
-                Ok(Self::XlmRoberta(xlm_roberta::XLMRobertaModel::new(&c, vb)?))
-            }
+        let c: Config = serde_json::from_str(&cfg.config_json)
+            .map_err(|e| candle_core::Error::Msg(format!("config.json: {e}")))?;
+        if c.hidden_size % c.num_attention_heads != 0 {
+            candle_core::bail!(
+                "config.json: hidden_size {} is not a multiple of num_attention_heads {}",
+                c.hidden_size,
+                c.num_attention_heads
+            );
         }
+        let activation = match c.hidden_act.as_str() {
+            "gelu" => Activation::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_approximate" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            other => candle_core::bail!("config.json: unsupported hidden_act {other:?}"),
+        };
+        // Checkpoints saved from a task model nest the encoder.
+        let vb = ["bert", "roberta"]
+            .into_iter()
+            .find(|p| vb.contains_tensor(&format!("{p}.embeddings.word_embeddings.weight")))
+            .map_or(vb.clone(), |p| vb.pp(p));
+        let h = c.hidden_size;
+        let emb = vb.pp("embeddings");
+        let word_dtype = if vb.device().is_cpu() {
+            DType::F16
+        } else {
+            DType::F32
+        };
+        let word_embeddings = emb
+            .pp("word_embeddings")
+            .set_dtype(word_dtype)
+            .get((c.vocab_size, h), "weight")?;
+        let first_position = match cfg.architecture {
+            Architecture::Bert => 0,
+            Architecture::XlmRoberta => cfg.pad_token_id as usize + 1,
+        };
+        let positions = emb
+            .pp("position_embeddings")
+            .get((c.max_position_embeddings, h), "weight")?;
+        let token_type = emb
+            .pp("token_type_embeddings")
+            .get((c.type_vocab_size, h), "weight")?
+            .get(0)?;
+        let position_embeddings = positions
+            .narrow(
+                0,
+                first_position,
+                c.max_position_embeddings - first_position,
+            )?
+            .broadcast_add(&token_type)?;
+        let embedding_norm = LayerNorm::load(&emb.pp("LayerNorm"), h, c.layer_norm_eps)?;
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| Layer::load(&vb.pp(format!("encoder.layer.{i}")), &c))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            word_embeddings,
+            position_embeddings,
+            embedding_norm,
+            layers,
+            heads: c.num_attention_heads,
+            hidden: h,
+            activation,
+        })
     }
 
     /// `ids` and `mask` are `[batch, len]` u32; returns `[batch, len, hidden]`.
     pub(crate) fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let token_types = ids.zeros_like()?;
-        match self {
-            Self::Bert(m) => m.forward(ids, &token_types, Some(mask)),
-            Self::XlmRoberta(m) => m.forward(ids, mask, &token_types, None, None, None),
+        let (b, len) = ids.dims2()?;
+        let h = self.hidden;
+        let n = b * len;
+        let words = self
+            .word_embeddings
+            .index_select(&ids.flatten_all()?, 0)?
+            .to_dtype(DType::F32)?
+            .reshape((b, len, h))?;
+        let x = words.broadcast_add(&self.position_embeddings.narrow(0, 0, len)?)?;
+        let mut x = self.embedding_norm.forward(&x)?.reshape((n, h))?;
+        // Additive key mask, as Hugging Face builds it: 0 or the f32 minimum.
+        let min = f64::from(f32::MIN);
+        let key_bias = mask
+            .to_dtype(DType::F32)?
+            .affine(-min, min)?
+            .reshape((b, 1, 1, len))?;
+        for layer in &self.layers {
+            let context = self.attention(layer, &x, &key_bias, b, len)?;
+            let attended = layer
+                .attention_norm
+                .forward(&(layer.attention_out.forward(&context)? + &x)?)?;
+            let inner = self.activate(&layer.up.forward(&attended)?)?;
+            x = layer
+                .output_norm
+                .forward(&(layer.down.forward(&inner)? + &attended)?)?;
         }
+        x.reshape((b, len, h))
+    }
+
+    fn activate(&self, x: &Tensor) -> Result<Tensor> {
+        match self.activation {
+            Activation::GeluErf => crate::ops::gelu_erf(x),
+            Activation::GeluTanh => x.gelu(),
+            Activation::Relu => x.relu(),
+        }
+    }
+
+    /// Multi-head self-attention of `x` (`[b·len, hidden]`), returned as
+    /// `[b·len, hidden]` context before the output projection.
+    fn attention(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        key_bias: &Tensor,
+        b: usize,
+        len: usize,
+    ) -> Result<Tensor> {
+        let (heads, h) = (self.heads, self.hidden);
+        let d = h / heads;
+        // [3, b, heads, len, d]
+        let qkv = layer
+            .qkv
+            .forward(x)?
+            .reshape((b, len, 3, heads, d))?
+            .permute((2, 0, 3, 1, 4))?;
+        let rows = (ATTENTION_SCORES / (heads * len * len)).clamp(1, b);
+        let mut contexts = Vec::with_capacity(b.div_ceil(rows));
+        for start in (0..b).step_by(rows) {
+            let r = rows.min(b - start);
+            let part = qkv.narrow(1, start, r)?;
+            let q = part.get(0)?.contiguous()?;
+            let k = part.get(1)?.contiguous()?;
+            let v = part.get(2)?.contiguous()?;
+            let scores = q
+                .matmul(&k.t()?)?
+                .broadcast_add(&key_bias.narrow(0, start, r)?)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            // [r, heads, len, d] → [r, len, heads, d]
+            contexts.push(probs.matmul(&v)?.transpose(1, 2)?);
+        }
+        let context = if contexts.len() == 1 {
+            contexts.pop().expect("one part")
+        } else {
+            Tensor::cat(&contexts, 0)?
+        };
+        context.reshape((b * len, h))
     }
 }
