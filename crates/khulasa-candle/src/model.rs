@@ -157,7 +157,7 @@ impl Backbone {
     pub(crate) fn load(cfg: &FolderConfig, vb: VarBuilder) -> Result<Self> {
         let c: Config = serde_json::from_str(&cfg.config_json)
             .map_err(|e| candle_core::Error::Msg(format!("config.json: {e}")))?;
-        if c.hidden_size % c.num_attention_heads != 0 {
+        if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             candle_core::bail!(
                 "config.json: hidden_size {} is not a multiple of num_attention_heads {}",
                 c.hidden_size,
