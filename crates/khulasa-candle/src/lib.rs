@@ -184,11 +184,13 @@ impl CandleEncoder {
         // SAFETY: the weights file is mmapped read-only; khulasa never writes
         // it, and a model folder that is modified while served is documented
         // as unsupported.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
+        let mapped = unsafe { candle_core::safetensors::MmapedSafetensors::new(&weights) }
             .map_err(|e| LoadError::Weights {
-            path: weights.clone(),
-            message: e.to_string(),
-        })?;
+                path: weights.clone(),
+                message: e.to_string(),
+            })?;
+        let vb =
+            VarBuilder::from_backend(Box::new(model::Weights(mapped)), DType::F32, device.clone());
         let backbone = Backbone::load(&cfg, vb).map_err(|e| LoadError::Weights {
             path: weights.clone(),
             message: e.to_string(),
