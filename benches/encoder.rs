@@ -2,7 +2,9 @@
 //! 16×256, 64×64 and 1×512 tokens (padding-free, so every token is real work).
 //!
 //! `cargo bench --bench encoder` (add `-- --threads N` to pin the Candle
-//! thread count through RAYON_NUM_THREADS before the model loads).
+//! thread count through RAYON_NUM_THREADS before the model loads, and
+//! `--write-texts FILE` to save the texts as JSON for the PyTorch peer in
+//! `scripts/peer/`).
 
 use std::time::Instant;
 
@@ -65,8 +67,14 @@ fn main() {
         "threads: {}",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".into())
     );
+    let write_texts = args
+        .iter()
+        .position(|a| a == "--write-texts")
+        .map(|i| args[i + 1].clone());
+    let mut shapes = Vec::new();
     for (batch, len) in [(16, 256), (64, 64), (1, 512)] {
         let texts: Vec<String> = (0..batch).map(|i| text_of(&enc, len, i)).collect();
+        shapes.push(serde_json::json!({"batch": batch, "len": len, "texts": texts}));
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let tokens: usize = refs
             .iter()
@@ -89,6 +97,9 @@ fn main() {
         );
     }
     println!("after runs: {}", memory());
+    if let Some(path) = write_texts {
+        std::fs::write(&path, serde_json::to_string(&shapes).unwrap()).unwrap();
+    }
 }
 
 /// Resident and peak resident memory of this process (Linux).

@@ -8,8 +8,8 @@
 //!   up, halving resident memory;
 //! - query, key and value are one matmul, with 1/√d folded into the query
 //!   weights at load;
-//! - softmax and layer norm are Candle's fused last-dimension kernels, GELU
-//!   is [`crate::ops::gelu_erf`];
+//! - the masked softmax and GELU are our own vectorised kernels
+//!   ([`crate::ops`]), layer norm is Candle's fused one;
 //! - attention runs in slices of rows so its `[rows, heads, len, len]`
 //!   scores stay under a fixed size whatever the batch.
 
@@ -328,10 +328,8 @@ impl Backbone {
             let q = part.get(0)?.contiguous()?;
             let k = part.get(1)?.contiguous()?;
             let v = part.get(2)?.contiguous()?;
-            let scores = q
-                .matmul(&k.t()?)?
-                .broadcast_add(&key_bias.narrow(0, start, r)?)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let scores = q.matmul(&k.t()?)?;
+            let probs = crate::ops::masked_softmax(&scores, &key_bias.narrow(0, start, r)?)?;
             // [r, heads, len, d] → [r, len, heads, d]
             contexts.push(probs.matmul(&v)?.transpose(1, 2)?);
         }
