@@ -70,13 +70,9 @@ fn corpus(root: &Path, n: usize) -> PathBuf {
     path
 }
 
-fn analyzer(encoder: Arc<CandleEncoder>) -> Arc<Analyzer> {
+fn analyzer(encoder: Arc<CandleEncoder>, metrics: Arc<Metrics>) -> Arc<Analyzer> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let batching = BatchingEncoder::start(
-        encoder,
-        BatchingOptions::default(),
-        Arc::new(Metrics::new()),
-    );
+    let batching = BatchingEncoder::start(encoder, BatchingOptions::default(), metrics);
     let data = AnalysisData::load(&root.join("models"), &[]).unwrap();
     Arc::new(Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap())
 }
@@ -124,9 +120,14 @@ fn main() {
         )
         .expect("run `cargo run -- model fetch` first"),
     );
-    let local = analyzer(encoder.clone());
+    let metrics = Arc::new(Metrics::new());
+    let local = analyzer(encoder.clone(), metrics.clone());
     for (m, workers) in [("local1", 1), ("local", 2)] {
         if wants(m) {
+            let (tokens, calls) = (
+                metrics.batch_tokens.get_sample_sum(),
+                metrics.batch_tokens.get_sample_count(),
+            );
             run(
                 &format!("in process, {workers} worker(s)"),
                 &input,
@@ -134,6 +135,13 @@ fn main() {
                     analyzer: local.clone(),
                     workers,
                 },
+            );
+            let calls = metrics.batch_tokens.get_sample_count() - calls;
+            println!(
+                "{:<28} {:.0} tokens per article through the batcher, {:.0} per model call",
+                "",
+                (metrics.batch_tokens.get_sample_sum() - tokens) / n as f64,
+                (metrics.batch_tokens.get_sample_sum() - tokens) / calls.max(1) as f64,
             );
         }
     }

@@ -130,6 +130,9 @@ struct Prepared {
     spans: Vec<TokenSpan>,
 }
 
+/// Least share of real (not padding) tokens in a forward pass.
+const MIN_FILL: f32 = 0.75;
+
 /// One forward-pass row: a window of one text.
 struct Job {
     text: usize,
@@ -379,18 +382,32 @@ impl CandleEncoder {
 
     /// Groups job indices into batches: longest first, so each batch pads
     /// little, and no batch exceeds the token budget.
+    /// Groups jobs into forward passes: longest first, each pass within the
+    /// token budget (padded tokens) and at least [`MIN_FILL`] real tokens,
+    /// so a 250-token story and its 25-token sentences do not all run
+    /// padded to 250 (an article's call was 9× padding before this).
     fn batches(&self, jobs: &[Job]) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..jobs.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].ids.len()));
-        let mut batches: Vec<Vec<usize>> = Vec::new();
+        let mut batches: Vec<(Vec<usize>, usize)> = Vec::new();
         for i in order {
+            let len = jobs[i].ids.len();
             match batches.last_mut() {
                 // Sorted descending, so the batch's first job is its longest.
-                Some(b) if (b.len() + 1) * jobs[b[0]].ids.len() <= self.token_budget => b.push(i),
-                _ => batches.push(vec![i]),
+                Some((b, real))
+                    if {
+                        let padded = (b.len() + 1) * jobs[b[0]].ids.len();
+                        padded <= self.token_budget
+                            && (*real + len) as f32 >= MIN_FILL * padded as f32
+                    } =>
+                {
+                    b.push(i);
+                    *real += len;
+                }
+                _ => batches.push((vec![i], len)),
             }
         }
-        batches
+        batches.into_iter().map(|(b, _)| b).collect()
     }
 
     /// Runs one batch; returns the final hidden states `[batch, len, dim]`
