@@ -6,8 +6,9 @@
 //! the 17 annotated scraped pages (with their navigation, read-also inserts
 //! and appended stories), each under a fresh id.
 //!
-//! `cargo bench --bench archive -- [N] [local|local1|server]` (default: 1000
-//! articles, every engine). The corpus is also written to
+//! `cargo bench --bench archive -- [N] [local|local1|local:W|server]`
+//! (default: 1000 articles, every engine; `local` is the CLI's default of 8
+//! workers, `local:W` any other count). The corpus is also written to
 //! `target/bench-corpus-N.jsonl` for trying the CLI on it.
 
 use std::collections::HashSet;
@@ -122,8 +123,18 @@ fn main() {
     );
     let metrics = Arc::new(Metrics::new());
     let local = analyzer(encoder.clone(), metrics.clone());
-    for (m, workers) in [("local1", 1), ("local", 2)] {
-        if wants(m) {
+    let extra: Vec<(String, usize)> = mode
+        .as_deref()
+        .and_then(|m| m.strip_prefix("local:"))
+        .and_then(|w| w.parse().ok())
+        .map(|w| vec![(format!("local:{w}"), w)])
+        .unwrap_or_default();
+    let engines: Vec<(String, usize)> = [("local1".to_string(), 1), ("local".to_string(), 8)]
+        .into_iter()
+        .chain(extra)
+        .collect();
+    for (m, workers) in engines {
+        if wants(&m) {
             let (tokens, calls) = (
                 metrics.batch_tokens.get_sample_sum(),
                 metrics.batch_tokens.get_sample_count(),
