@@ -334,7 +334,11 @@ struct SomeFailed(usize);
 
 impl std::fmt::Display for SomeFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} input(s) failed; see their error records", self.0)
+        write!(
+            f,
+            "{} input(s) failed or had a duplicate id; see --errors or the records' error fields",
+            self.0
+        )
     }
 }
 
