@@ -24,7 +24,7 @@ use khulasa::archive::{self, ArchiveOptions, Engine, remote::RemoteOptions, sink
 use khulasa::proto::analyzer_client::AnalyzerClient;
 use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
 use khulasa::service::metrics::Metrics;
-use khulasa::service::{Limits, server};
+use khulasa::service::server;
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
 use khulasa_candle::{CandleEncoder, LoadOptions};
 
@@ -166,11 +166,8 @@ fn main() {
             let done = tokio::spawn(server::serve(
                 listener,
                 server::ServeConfig {
-                    limits: Limits::default(),
-                    api_keys: Default::default(),
                     grace: Duration::from_secs(5),
-                    metrics: None,
-                    tls: None,
+                    ..Default::default()
                 },
                 Arc::new(Metrics::new()),
                 move || Ok(analyzer),

@@ -8,7 +8,7 @@
 //!
 //! `cargo bench --bench service [-- batching|latency] [ARTICLE.txt]`; with no
 //! mode both run. Articles come from the dev set; an optional text file
-//! (e.g. one of `../shared/samples`) is the single article of `latency`.
+//! (e.g. a real scraped page) is the single article of `latency`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use khulasa::proto;
 use khulasa::proto::analyzer_client::AnalyzerClient;
 use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
 use khulasa::service::metrics::Metrics;
-use khulasa::service::{Limits, server};
+use khulasa::service::server;
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
 use khulasa_candle::{CandleEncoder, LoadOptions};
 use tonic::transport::Channel;
@@ -56,11 +56,8 @@ async fn start(encoder: Arc<CandleEncoder>, window_ms: u64) -> Running {
     let done = tokio::spawn(server::serve(
         listener,
         server::ServeConfig {
-            limits: Limits::default(),
-            api_keys: Default::default(),
             grace: Duration::from_secs(5),
-            metrics: None,
-            tls: None,
+            ..Default::default()
         },
         metrics.clone(),
         move || Ok(analyzer),

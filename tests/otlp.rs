@@ -6,7 +6,6 @@
 //! `cargo test --features otlp --test otlp`
 #![cfg(feature = "otlp")]
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +13,7 @@ use std::time::Duration;
 use khulasa::proto;
 use khulasa::proto::analyzer_client::AnalyzerClient;
 use khulasa::service::metrics::Metrics;
-use khulasa::service::{Limits, server};
+use khulasa::service::server;
 use khulasa::telemetry::{self, LogFormat};
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
 use khulasa_embed::testing::HashingEncoder;
@@ -91,11 +90,8 @@ fn rpc_spans_are_exported_as_children_of_the_callers_trace() {
         let done = tokio::spawn(server::serve(
             listener,
             server::ServeConfig {
-                limits: Limits::default(),
-                api_keys: HashSet::new(),
                 grace: Duration::from_secs(5),
-                metrics: None,
-                tls: None,
+                ..Default::default()
             },
             Arc::new(Metrics::new()),
             move || Ok(analyzer),

@@ -32,6 +32,20 @@ pub struct ServeConfig {
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+impl Default for ServeConfig {
+    /// Default limits, no API keys, a 30 s grace period, no metrics
+    /// listener, plain text.
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            api_keys: HashSet::new(),
+            grace: Duration::from_secs(30),
+            metrics: None,
+            tls: None,
+        }
+    }
+}
+
 const SERVICE_NAME: &str = "khulasa.v1.Analyzer";
 
 /// Serves on `listener` until `shutdown` resolves. `load` builds the
