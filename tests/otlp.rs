@@ -154,18 +154,19 @@ fn rpc_spans_are_exported_as_children_of_the_callers_trace() {
         spans.len(),
         spans.iter().map(|s| &s.name).collect::<Vec<_>>()
     );
-    assert_eq!(rpc.len(), 1);
-    let rpc = rpc[0];
-    assert_eq!(hex(&rpc.parent_span_id), PARENT_SPAN_ID);
-    assert!(
-        rpc.attributes.iter().any(|kv| kv.key == "rpc"),
-        "the span keeps its fields as attributes"
-    );
-    // The per-article span below it is in the same trace.
+    // More than one when an early try met the analyzer still loading.
+    for span in &rpc {
+        assert_eq!(hex(&span.parent_span_id), PARENT_SPAN_ID);
+        assert!(
+            span.attributes.iter().any(|kv| kv.key == "rpc"),
+            "the span keeps its fields as attributes"
+        );
+    }
+    // The per-article span below the call that succeeded is in the same trace.
     let article = spans
         .iter()
         .find(|s| s.name == "article")
         .expect("an article span");
     assert_eq!(hex(&article.trace_id), TRACE_ID);
-    assert_eq!(article.parent_span_id, rpc.span_id);
+    assert!(rpc.iter().any(|r| r.span_id == article.parent_span_id));
 }
