@@ -4,8 +4,8 @@
 //! and small:
 //!
 //! - the word-embedding table (250,037 × 384 for e5-small, 82% of the
-//!   weights) is kept in f16 and rows are widened to f32 as they are looked
-//!   up, halving resident memory;
+//!   weights) is kept compact ([`crate::embedding`]) and rows are decoded to
+//!   f32 as they are looked up;
 //! - query, key and value are one matmul, with 1/√d folded into the query
 //!   weights at load;
 //! - the masked softmax and GELU are our own vectorised kernels
@@ -18,6 +18,22 @@ use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use crate::config::{Architecture, FolderConfig};
+use crate::embedding::WordTable;
+
+/// The name of the word-embedding table among `names`, with or without a
+/// task model's `bert.`/`roberta.` prefix.
+pub(crate) fn word_embeddings_name<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let wanted = [
+        "embeddings.word_embeddings.weight",
+        "bert.embeddings.word_embeddings.weight",
+        "roberta.embeddings.word_embeddings.weight",
+    ];
+    let names: Vec<&str> = names.into_iter().collect();
+    wanted
+        .into_iter()
+        .find(|w| names.contains(w))
+        .map(str::to_string)
+}
 
 /// The fields of `config.json` the forward pass needs.
 #[derive(Debug, Deserialize)]
@@ -46,50 +62,6 @@ fn one() -> usize {
 
 fn default_eps() -> f64 {
     1e-12
-}
-
-/// The weights file, with f32 tensors asked for in f16 converted straight
-/// from the mapped bytes: Candle would first copy the whole tensor to f32
-/// (384 MiB more at load for e5-small's word embeddings).
-pub(crate) struct Weights(pub(crate) candle_core::safetensors::MmapedSafetensors);
-
-impl candle_nn::var_builder::SimpleBackend for Weights {
-    fn get(
-        &self,
-        shape: candle_core::Shape,
-        name: &str,
-        init: candle_nn::Init,
-        dtype: DType,
-        dev: &candle_core::Device,
-    ) -> Result<Tensor> {
-        if dtype == DType::F16 && dev.is_cpu() {
-            let view = self.0.get(name)?;
-            if view.dtype() == safetensors::Dtype::F32 {
-                let halves: Vec<half::f16> = view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-                    .collect();
-                let tensor = Tensor::from_vec(halves, view.shape(), dev)?;
-                if tensor.shape() != &shape {
-                    candle_core::bail!(
-                        "shape mismatch for {name}: expected {shape:?}, found {:?}",
-                        tensor.shape()
-                    );
-                }
-                return Ok(tensor);
-            }
-        }
-        candle_nn::var_builder::SimpleBackend::get(&self.0, shape, name, init, dtype, dev)
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &candle_core::Device) -> Result<Tensor> {
-        candle_nn::var_builder::SimpleBackend::get_unchecked(&self.0, name, dtype, dev)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        candle_nn::var_builder::SimpleBackend::contains_tensor(&self.0, name)
-    }
 }
 
 /// Most attention scores (rows × heads × len × len) computed at once: 4M
@@ -185,8 +157,7 @@ impl Layer {
 
 /// A loaded encoder stack that maps token ids to final hidden states.
 pub(crate) struct Backbone {
-    /// `[vocab, hidden]`, f16 on the CPU (f32 elsewhere).
-    word_embeddings: Tensor,
+    word_embeddings: WordTable,
     /// `[max_len, hidden]`: the position embedding of each content position
     /// (shifted for XLM-R) plus the token-type-0 embedding.
     position_embeddings: Tensor,
@@ -198,7 +169,9 @@ pub(crate) struct Backbone {
 }
 
 impl Backbone {
-    pub(crate) fn load(cfg: &FolderConfig, vb: VarBuilder) -> Result<Self> {
+    /// `words` is the word-embedding table, read apart from `vb` (see
+    /// [`word_embeddings_name`]).
+    pub(crate) fn load(cfg: &FolderConfig, vb: VarBuilder, words: WordTable) -> Result<Self> {
         let c: Config = serde_json::from_str(&cfg.config_json)
             .map_err(|e| candle_core::Error::Msg(format!("config.json: {e}")))?;
         if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
@@ -221,15 +194,13 @@ impl Backbone {
             .map_or(vb.clone(), |p| vb.pp(p));
         let h = c.hidden_size;
         let emb = vb.pp("embeddings");
-        let word_dtype = if vb.device().is_cpu() {
-            DType::F16
-        } else {
-            DType::F32
-        };
-        let word_embeddings = emb
-            .pp("word_embeddings")
-            .set_dtype(word_dtype)
-            .get((c.vocab_size, h), "weight")?;
+        if words.shape() != (c.vocab_size, h) {
+            candle_core::bail!(
+                "word embeddings are {:?}, config.json says ({}, {h})",
+                words.shape(),
+                c.vocab_size
+            );
+        }
         let first_position = match cfg.architecture {
             Architecture::Bert => 0,
             Architecture::XlmRoberta => cfg.pad_token_id as usize + 1,
@@ -253,7 +224,7 @@ impl Backbone {
             .map(|i| Layer::load(&vb.pp(format!("encoder.layer.{i}")), &c))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            word_embeddings,
+            word_embeddings: words,
             position_embeddings,
             embedding_norm,
             layers,
@@ -270,8 +241,8 @@ impl Backbone {
         let n = b * len;
         let words = self
             .word_embeddings
-            .index_select(&ids.flatten_all()?, 0)?
-            .to_dtype(DType::F32)?
+            .lookup(ids)?
+            .to_device(ids.device())?
             .reshape((b, len, h))?;
         let x = words.broadcast_add(&self.position_embeddings.narrow(0, 0, len)?)?;
         let mut x = self.embedding_norm.forward(&x)?.reshape((n, h))?;
