@@ -143,7 +143,12 @@ pub fn run(options: ArchiveOptions, engine: Engine) -> anyhow::Result<Summary> {
         None => None,
     };
 
-    let total = inputs::count(&options.inputs);
+    // Counting reads every JSONL input once more: only worth it for a bar.
+    let total = if options.progress {
+        inputs::count(&options.inputs)
+    } else {
+        None
+    };
     let bar = progress_bar(options.progress, total);
 
     // Reader → engine: inputs to analyse; reader and engine → writer: records.
