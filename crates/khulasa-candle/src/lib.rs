@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use khulasa_embed::{EncodeError, InputKind, ModelInfo, TextEncoder, TokenSpan, TokenStates};
-use tokenizers::Tokenizer;
+pub use khulasa_tokenize::Backend as TokenizerBackend;
+use khulasa_tokenize::Tokenizer;
 
 pub use config::{Architecture, FolderConfig, Pooling};
 use model::Backbone;
@@ -96,6 +97,10 @@ pub struct LoadOptions {
     pub token_budget: usize,
     /// Tokens shared by consecutive windows of a long text.
     pub window_overlap: usize,
+    /// Which tokenizer implementation runs `tokenizer.json`: by default the
+    /// compact SentencePiece one where it applies (same ids, ~280 MB less
+    /// memory for XLM-R vocabularies).
+    pub tokenizer: TokenizerBackend,
 }
 
 impl Default for LoadOptions {
@@ -104,6 +109,7 @@ impl Default for LoadOptions {
             device: "cpu".to_string(),
             token_budget: 2048,
             window_overlap: 64,
+            tokenizer: TokenizerBackend::Auto,
         }
     }
 }
@@ -178,14 +184,12 @@ impl CandleEncoder {
                 hint: String::new(),
             });
         }
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| LoadError::Tokenizer(format!("{}: {e}", tokenizer_path.display())))?;
-        // Windowing and batching are ours: the tokenizer must neither cut nor pad.
-        tokenizer
-            .with_truncation(None)
+        // Windowing and batching are ours: the tokenizer neither cuts nor
+        // pads, and says which special tokens go around a window.
+        let tokenizer = Tokenizer::from_file(&tokenizer_path, options.tokenizer)
             .map_err(|e| LoadError::Tokenizer(e.to_string()))?;
-        tokenizer.with_padding(None);
-        let (head, tail) = special_tokens(&tokenizer)?;
+        let (head, tail) = tokenizer.special_tokens();
+        let (head, tail) = (head.to_vec(), tail.to_vec());
 
         // SAFETY: the weights file is mmapped read-only; khulasa never writes
         // it, and a model folder that is modified while served is documented
@@ -247,6 +251,7 @@ impl CandleEncoder {
             dim = encoder.info.dim,
             max_tokens = encoder.info.max_tokens,
             device = %encoder.info.device,
+            tokenizer = encoder.tokenizer.implementation(),
             "encoder loaded"
         );
         Ok(encoder)
@@ -285,9 +290,9 @@ impl CandleEncoder {
         }
         let enc = self
             .tokenizer
-            .encode(prefix, false)
+            .encode(prefix)
             .map_err(|e| LoadError::Tokenizer(e.to_string()))?;
-        Ok(enc.get_ids().to_vec())
+        Ok(enc.ids)
     }
 
     fn content_budget(&self, prompt: &[u32]) -> usize {
@@ -303,10 +308,10 @@ impl CandleEncoder {
         let full = format!("{prefix}{text}");
         let enc = self
             .tokenizer
-            .encode(full.as_str(), false)
+            .encode(full.as_str())
             .map_err(|e| EncodeError::Tokenizer(e.to_string()))?;
-        let ids = enc.get_ids();
-        let offsets = enc.get_offsets();
+        let ids = &enc.ids;
+        let offsets = &enc.offsets;
         let prompt = self
             .prompt_ids(kind)
             .map_err(|e| EncodeError::Tokenizer(e.to_string()))?;
@@ -550,22 +555,6 @@ impl TextEncoder for CandleEncoder {
         }
         Ok(result)
     }
-}
-
-/// The special tokens the tokenizer's post-processor puts before and after
-/// a single sequence (`[CLS]`/`[SEP]`, `<s>`/`</s>`).
-fn special_tokens(tokenizer: &Tokenizer) -> Result<(Vec<u32>, Vec<u32>), LoadError> {
-    let enc = tokenizer
-        .encode("a", true)
-        .map_err(|e| LoadError::Tokenizer(e.to_string()))?;
-    let ids = enc.get_ids();
-    let special = enc.get_special_tokens_mask();
-    let first = special.iter().position(|&s| s == 0).unwrap_or(ids.len());
-    let last = special
-        .iter()
-        .rposition(|&s| s == 0)
-        .map_or(ids.len(), |i| i + 1);
-    Ok((ids[..first].to_vec(), ids[last..].to_vec()))
 }
 
 fn parse_device(spec: &str) -> Result<Device, LoadError> {
