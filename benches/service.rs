@@ -24,7 +24,7 @@ use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
 use khulasa::service::metrics::Metrics;
 use khulasa::service::server;
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
-use khulasa_candle::{CandleEncoder, LoadOptions};
+use khulasa_candle::{CandleEncoder, LoadOptions, TokenizerBackend};
 use tonic::transport::Channel;
 
 type Client = AnalyzerClient<Channel>;
@@ -171,13 +171,18 @@ async fn load(client: &Client, text: &str, clients: usize, calls: usize) {
     );
 }
 
-fn peak_rss_mib() -> f64 {
+/// A `/proc/self/status` memory line (`VmHWM`, `VmRSS`) in MiB.
+fn status_mib(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM")
 }
 
 async fn latency(encoder: Arc<CandleEncoder>, text: &str) {
@@ -219,9 +224,22 @@ fn main() {
     let encoder = Arc::new(
         CandleEncoder::load(
             &root.join("models/multilingual-e5-small"),
-            &LoadOptions::default(),
+            &LoadOptions {
+                // KHULASA_BENCH_TOKENIZER=huggingface measures the reference
+                // tokenizer instead of the compact one.
+                tokenizer: match std::env::var("KHULASA_BENCH_TOKENIZER").as_deref() {
+                    Ok("huggingface") => TokenizerBackend::HuggingFace,
+                    _ => TokenizerBackend::Auto,
+                },
+                ..LoadOptions::default()
+            },
         )
         .expect("run `cargo run -- model fetch` first"),
+    );
+    println!(
+        "RSS after load: {:.0} MiB (peak while loading {:.0} MiB)",
+        status_mib("VmRSS"),
+        peak_rss_mib()
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

@@ -2,9 +2,8 @@
 //!
 //! It reads the same `tokenizer.json` as Hugging Face's `tokenizers` and
 //! gives the same ids and offsets, but keeps the 250,000-piece vocabulary as
-//! one string, one sorted index and one score array (about 8 MB) instead of
-//! hash maps and a node-per-character trie (about 280 MB). Prefix search is
-//! a narrowing binary search over the sorted pieces.
+//! one string, an id-per-piece hash index and a score array (about 8 MB) instead of
+//! hash maps and a node-per-character trie (about 280 MB).
 //!
 //! Only the pipeline these models use is accepted: special tokens split off
 //! the raw text, a `Precompiled` normalizer and `Replace`s, the `Metaspace`
@@ -15,7 +14,11 @@
 
 use std::ops::Range;
 
+use std::hash::BuildHasher;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use hashbrown::DefaultHashBuilder;
+use hashbrown::hash_table::{Entry, HashTable};
 use serde::Deserialize;
 use serde_json::Value;
 use spm_precompiled::Precompiled;
@@ -67,55 +70,61 @@ enum Prepend {
     Never,
 }
 
-/// The pieces, their scores and a sorted index for prefix search.
+/// The pieces, their scores and a hash index over them.
 struct Vocab {
     /// All pieces, concatenated.
     text: String,
     /// Piece `i` is `text[ends[i - 1]..ends[i]]`.
     ends: Vec<u32>,
     scores: Vec<f64>,
-    /// Ids sorted by piece bytes; of pieces written twice only the last id
-    /// (the one a string-to-id map built in order would keep).
-    sorted: Vec<u32>,
+    /// Ids by piece; of a piece written twice only the last id (the one a
+    /// string-to-id map built in order keeps, as HF's does).
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    /// Longest piece, in bytes.
+    max_len: usize,
 }
 
 impl Vocab {
     fn new(pieces: Vec<(String, f64)>) -> Result<Self, Unsupported> {
-        if pieces.len() >= u32::MAX as usize {
-            return unsupported("vocabulary too large");
-        }
+        let too_large = || Unsupported("vocabulary too large".into());
         let mut text = String::with_capacity(pieces.iter().map(|(p, _)| p.len()).sum());
         let mut ends = Vec::with_capacity(pieces.len());
         let mut scores = Vec::with_capacity(pieces.len());
         for (piece, score) in &pieces {
             text.push_str(piece);
-            ends.push(
-                u32::try_from(text.len())
-                    .map_err(|_| Unsupported("vocabulary too large".into()))?,
-            );
+            ends.push(u32::try_from(text.len()).map_err(|_| too_large())?);
             scores.push(*score);
         }
+        let count = u32::try_from(pieces.len()).map_err(|_| too_large())?;
         drop(pieces);
         let mut vocab = Self {
             text,
             ends,
             scores,
-            sorted: Vec::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            max_len: 0,
         };
-        let mut sorted: Vec<u32> = (0..vocab.ends.len() as u32).collect();
-        // Stable by id within equal pieces, so the last of a run is the
-        // highest id.
-        sorted.sort_by(|&a, &b| vocab.piece(a).cmp(vocab.piece(b)).then(a.cmp(&b)));
-        sorted.dedup_by(|later, earlier| {
-            if vocab.piece(*later) == vocab.piece(*earlier) {
-                *earlier = *later;
-                true
-            } else {
-                false
+        let mut index = HashTable::with_capacity(count as usize);
+        let mut max_len = 0;
+        for id in 0..count {
+            let piece = vocab.piece(id);
+            max_len = max_len.max(piece.len());
+            let hash = vocab.hasher.hash_one(piece);
+            match index.entry(
+                hash,
+                |&other| vocab.piece(other) == piece,
+                |&other| vocab.hasher.hash_one(vocab.piece(other)),
+            ) {
+                Entry::Occupied(mut e) => *e.get_mut() = id,
+                Entry::Vacant(e) => {
+                    e.insert(id);
+                }
             }
-        });
-        sorted.shrink_to_fit();
-        vocab.sorted = sorted;
+        }
+        vocab.index = index;
+        vocab.max_len = max_len;
         Ok(vocab)
     }
 
@@ -129,37 +138,26 @@ impl Vocab {
         self.ends.len()
     }
 
-    /// Calls `found(len, id)` for every piece that is a prefix of `s`,
-    /// shortest first.
+    /// Calls `found(len, id)` for every piece that is a prefix of `s` (which
+    /// starts at a character boundary), shortest first.
     fn prefixes(&self, s: &[u8], mut found: impl FnMut(usize, u32)) {
-        // Invariant: sorted[lo..hi] are the pieces that start with s[..k].
-        // Those of length k sort first, then the rest by their byte k.
-        let (mut lo, mut hi) = (0, self.sorted.len());
-        for (k, &byte) in s.iter().enumerate() {
-            let range = &self.sorted[lo..hi];
-            let first = range.partition_point(|&id| {
-                let p = self.piece(id);
-                p.len() <= k || p[k] < byte
-            });
-            let past = first + range[first..].partition_point(|&id| self.piece(id)[k] <= byte);
-            lo += first;
-            hi = lo + (past - first);
-            if lo == hi {
-                return;
+        let longest = s.len().min(self.max_len);
+        for end in 1..=longest {
+            // Pieces are whole characters: only try lengths that end one.
+            if s.get(end).is_some_and(|&b| b & 0xC0 == 0x80) {
+                continue;
             }
-            let id = self.sorted[lo];
-            if self.piece(id).len() == k + 1 {
-                found(k + 1, id);
+            if let Some(id) = self.id(&s[..end]) {
+                found(end, id);
             }
         }
     }
 
     fn id(&self, piece: &[u8]) -> Option<u32> {
-        let i = self.sorted.partition_point(|&id| self.piece(id) < piece);
-        self.sorted
-            .get(i)
+        let hash = self.hasher.hash_one(piece);
+        self.index
+            .find(hash, |&id| self.piece(id) == piece)
             .copied()
-            .filter(|&id| self.piece(id) == piece)
     }
 }
 
