@@ -8,8 +8,10 @@
 //!   f32 as they are looked up;
 //! - query, key and value are one matmul, with 1/√d folded into the query
 //!   weights at load;
-//! - the masked softmax and GELU are our own vectorised kernels
-//!   ([`crate::ops`]), layer norm is Candle's fused one;
+//! - the masked softmax and every matmul's epilogue are our own vectorised
+//!   kernels ([`crate::ops`]): bias (+ GELU) after the up projection and the
+//!   query/key/value one, bias + residual + layer norm after the two others,
+//!   each one pass over the matmul's output;
 //! - attention runs in slices of rows so its `[rows, heads, len, len]`
 //!   scores stay under a fixed size whatever the batch.
 
@@ -91,7 +93,44 @@ impl Linear {
 
     /// `x` is `[n, in]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+        crate::ops::bias_act(&x.matmul(&self.weight.t()?)?, &self.bias, false)
+    }
+}
+
+/// A dense layer whose output is added to a residual and layer-normed,
+/// done as one pass after the matmul.
+struct DenseNorm {
+    weight: Tensor,
+    /// `[3, out]`: the dense bias, the norm's weight, the norm's bias.
+    params: Tensor,
+    eps: f32,
+}
+
+impl DenseNorm {
+    fn load(
+        dense: &VarBuilder,
+        norm: &VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        eps: f64,
+    ) -> Result<Self> {
+        let dense = Linear::load(dense, in_dim, out_dim)?;
+        let norm = LayerNorm::load(norm, out_dim, eps)?;
+        Ok(Self {
+            weight: dense.weight,
+            params: Tensor::stack(&[dense.bias, norm.weight, norm.bias], 0)?,
+            eps: norm.eps,
+        })
+    }
+
+    /// LayerNorm(x·Wᵀ + b + residual); `x` is `[n, in]`.
+    fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        crate::ops::residual_norm(
+            &x.matmul(&self.weight.t()?)?,
+            residual,
+            &self.params,
+            self.eps,
+        )
     }
 }
 
@@ -119,11 +158,11 @@ struct Layer {
     /// Query, key and value stacked: `[3·hidden, hidden]`, the query part
     /// pre-scaled by 1/√head_dim.
     qkv: Linear,
-    attention_out: Linear,
-    attention_norm: LayerNorm,
+    /// The attention's output projection, residual and norm.
+    attention_out: DenseNorm,
     up: Linear,
-    down: Linear,
-    output_norm: LayerNorm,
+    /// The feed-forward's down projection, residual and norm.
+    down: DenseNorm,
 }
 
 impl Layer {
@@ -142,15 +181,21 @@ impl Layer {
         };
         Ok(Self {
             qkv,
-            attention_out: Linear::load(&attention.pp("output").pp("dense"), h, h)?,
-            attention_norm: LayerNorm::load(
+            attention_out: DenseNorm::load(
+                &attention.pp("output").pp("dense"),
                 &attention.pp("output").pp("LayerNorm"),
+                h,
                 h,
                 c.layer_norm_eps,
             )?,
             up: Linear::load(&vb.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
-            down: Linear::load(&vb.pp("output").pp("dense"), c.intermediate_size, h)?,
-            output_norm: LayerNorm::load(&vb.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
+            down: DenseNorm::load(
+                &vb.pp("output").pp("dense"),
+                &vb.pp("output").pp("LayerNorm"),
+                c.intermediate_size,
+                h,
+                c.layer_norm_eps,
+            )?,
         })
     }
 }
@@ -254,22 +299,22 @@ impl Backbone {
             .reshape((b, 1, 1, len))?;
         for layer in &self.layers {
             let context = self.attention(layer, &x, &key_bias, b, len)?;
-            let attended = layer
-                .attention_norm
-                .forward(&(layer.attention_out.forward(&context)? + &x)?)?;
-            let inner = self.activate(&layer.up.forward(&attended)?)?;
-            x = layer
-                .output_norm
-                .forward(&(layer.down.forward(&inner)? + &attended)?)?;
+            let attended = layer.attention_out.forward(&context, &x)?;
+            let inner = self.up_activated(layer, &attended)?;
+            x = layer.down.forward(&inner, &attended)?;
         }
         x.reshape((b, len, h))
     }
 
-    fn activate(&self, x: &Tensor) -> Result<Tensor> {
+    /// The feed-forward's up projection and activation (exact GELU fused
+    /// with the bias).
+    fn up_activated(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
+        let up = &layer.up;
+        let y = x.matmul(&up.weight.t()?)?;
         match self.activation {
-            Activation::GeluErf => crate::ops::gelu_erf(x),
-            Activation::GeluTanh => x.gelu(),
-            Activation::Relu => x.relu(),
+            Activation::GeluErf => crate::ops::bias_act(&y, &up.bias, true),
+            Activation::GeluTanh => crate::ops::bias_act(&y, &up.bias, false)?.gelu(),
+            Activation::Relu => crate::ops::bias_act(&y, &up.bias, false)?.relu(),
         }
     }
 
