@@ -4,7 +4,8 @@
 //! `cargo bench --bench encoder` (add `-- --threads N` to pin the Candle
 //! thread count through RAYON_NUM_THREADS before the model loads, and
 //! `--write-texts FILE` to save the texts as JSON for the PyTorch peer in
-//! `scripts/peer/`).
+//! `scripts/peer/`, `--matmul-weights q8_0|q4_0` to run Candle's quantised
+//! matmuls and print their cosine to the f32 model on the fidelity texts).
 
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use khulasa_candle::{CandleEncoder, LoadOptions};
+use khulasa_candle::{CandleEncoder, LoadOptions, MatmulWeights};
 use khulasa_embed::{InputKind, TextEncoder};
 
 /// A text that the model tokenizes to exactly `n` tokens (prompt and
@@ -54,14 +55,31 @@ fn main() {
         unsafe { std::env::set_var("RAYON_NUM_THREADS", &args[i + 1]) };
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/multilingual-e5-small");
-    let enc = CandleEncoder::load(
-        &dir,
-        &LoadOptions {
-            token_budget: 16 * 512,
-            ..LoadOptions::default()
-        },
-    )
-    .expect("run `cargo run -- model fetch` first");
+    let matmul_weights = match args
+        .iter()
+        .position(|a| a == "--matmul-weights")
+        .map(|i| args[i + 1].as_str())
+    {
+        None | Some("f32") => MatmulWeights::F32,
+        Some("q8_0") => MatmulWeights::Q8_0,
+        Some("q4_0") => MatmulWeights::Q4_0,
+        Some(other) => panic!("--matmul-weights {other}: expected f32, q8_0 or q4_0"),
+    };
+    let load = |matmul_weights| {
+        CandleEncoder::load(
+            &dir,
+            &LoadOptions {
+                token_budget: 16 * 512,
+                matmul_weights,
+                ..LoadOptions::default()
+            },
+        )
+        .expect("run `cargo run -- model fetch` first")
+    };
+    let enc = load(matmul_weights);
+    if matmul_weights != MatmulWeights::F32 {
+        fidelity(&enc, &load(MatmulWeights::F32));
+    }
     println!("after load: {}", memory());
     println!(
         "threads: {}",
@@ -100,6 +118,33 @@ fn main() {
     if let Some(path) = write_texts {
         std::fs::write(&path, serde_json::to_string(&shapes).unwrap()).unwrap();
     }
+}
+
+/// Cosine of `enc`'s embeddings to `exact`'s on the fidelity fixture texts.
+fn fidelity(enc: &CandleEncoder, exact: &CandleEncoder) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/fixtures/encoder_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let mut cosines = Vec::new();
+    for case in fixture["cases"].as_array().unwrap() {
+        let kind = match case["kind"].as_str() {
+            Some("query") => InputKind::Query,
+            _ => InputKind::Passage,
+        };
+        let text = case["text"].as_str().unwrap();
+        let a = enc.embed(&[text], kind).unwrap().pop().unwrap();
+        let b = exact.embed(&[text], kind).unwrap().pop().unwrap();
+        cosines.push(a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>());
+    }
+    cosines.sort_by(f32::total_cmp);
+    println!(
+        "cosine to f32 over {} fidelity texts: min {:.5}, median {:.5}",
+        cosines.len(),
+        cosines[0],
+        cosines[cosines.len() / 2]
+    );
 }
 
 /// Resident and peak resident memory of this process (Linux).

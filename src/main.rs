@@ -12,7 +12,7 @@ use khulasa::{archive, eval, model_dir, pipeline, telemetry};
 use khulasa_analysis::{
     AnalysisData, Analyzer, AnalyzerOptions, FocusChoice, SentenceVectors, SummaryBudget,
 };
-use khulasa_candle::{CandleEncoder, LoadOptions};
+use khulasa_candle::{CandleEncoder, LoadOptions, MatmulWeights};
 use khulasa_embed::{InputKind, TextEncoder};
 use khulasa_import::{DefaultModel, FetchOutcome};
 
@@ -60,6 +60,20 @@ struct ModelArgs {
     /// Most padded tokens in one forward pass.
     #[arg(long, default_value_t = LoadOptions::default().token_budget)]
     token_budget: usize,
+    /// How the encoder layers' weight matrices are kept: f32 (exact and, on
+    /// CPUs, the fastest) or Candle's quantised q8_0/q4_0 blocks (~60-70 MB
+    /// less memory, slower; docs/performance.md).
+    #[arg(long, value_enum, default_value_t = WeightsArg::F32, env = "KHULASA_MATMUL_WEIGHTS")]
+    matmul_weights: WeightsArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WeightsArg {
+    F32,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
 }
 
 impl ModelArgs {
@@ -68,6 +82,11 @@ impl ModelArgs {
         let options = LoadOptions {
             device: self.device.clone(),
             token_budget: self.token_budget,
+            matmul_weights: match self.matmul_weights {
+                WeightsArg::F32 => MatmulWeights::F32,
+                WeightsArg::Q8_0 => MatmulWeights::Q8_0,
+                WeightsArg::Q4_0 => MatmulWeights::Q4_0,
+            },
             ..LoadOptions::default()
         };
         CandleEncoder::load(&dir, &options)

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{encoder, load_encoder};
-use khulasa_candle::LoadOptions;
+use khulasa_candle::{LoadOptions, MatmulWeights};
 use khulasa_embed::{InputKind, TextEncoder, cosine};
 use serde::Deserialize;
 
@@ -273,5 +273,28 @@ fn a_small_token_budget_gives_the_same_vectors() {
     let b = encoder().embed(&texts, InputKind::Passage).unwrap();
     for (x, y) in a.iter().zip(&b) {
         assert!(cosine(x, y) >= 0.99999);
+    }
+}
+
+#[test]
+fn quantised_matmuls_stay_close_to_f32() {
+    let texts = [
+        "أكدت قيادة العمليات المشتركة استمرار التنسيق مع التحالف الدولي في تدريب القوات.",
+        "The ministry said the advisory mission would end next year.",
+        "short",
+    ];
+    let exact = encoder().embed(&texts, InputKind::Passage).unwrap();
+    for kind in [MatmulWeights::Q8_0, MatmulWeights::Q4_0] {
+        let q = load_encoder(&LoadOptions {
+            matmul_weights: kind,
+            ..LoadOptions::default()
+        });
+        let approx = q.embed(&texts, InputKind::Passage).unwrap();
+        for ((x, y), text) in approx.iter().zip(&exact).zip(texts) {
+            let c = cosine(x, y);
+            // Close (quantisation costs ~1e-4 of cosine), but not identical:
+            // the quantised path really ran.
+            assert!((0.999..0.999_999).contains(&c), "{kind:?} {text:?}: {c}");
+        }
     }
 }

@@ -27,6 +27,7 @@ use khulasa_tokenize::Tokenizer;
 
 pub use config::{Architecture, FolderConfig, Pooling};
 use model::Backbone;
+pub use model::MatmulWeights;
 
 /// Errors while loading a model folder.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +102,10 @@ pub struct LoadOptions {
     /// compact SentencePiece one where it applies (same ids, ~280 MB less
     /// memory for XLM-R vocabularies).
     pub tokenizer: TokenizerBackend,
+    /// How the layers' weight matrices are kept: f32 (default, exact) or
+    /// Candle's quantised Q8_0/Q4_0 blocks (see docs/performance.md for
+    /// their speed and accuracy).
+    pub matmul_weights: MatmulWeights,
 }
 
 impl Default for LoadOptions {
@@ -110,6 +115,7 @@ impl Default for LoadOptions {
             token_budget: 2048,
             window_overlap: 64,
             tokenizer: TokenizerBackend::Auto,
+            matmul_weights: MatmulWeights::F32,
         }
     }
 }
@@ -210,7 +216,8 @@ impl CandleEncoder {
             embedding::WordTable::load(&view, &device).map_err(|e| weights_error(e.to_string()))?
         };
         let vb = VarBuilder::from_backend(Box::new(mapped), DType::F32, device.clone());
-        let backbone = Backbone::load(&cfg, vb, words).map_err(|e| weights_error(e.to_string()))?;
+        let backbone = Backbone::load(&cfg, vb, words, options.matmul_weights)
+            .map_err(|e| weights_error(e.to_string()))?;
 
         let id = dir
             .canonicalize()

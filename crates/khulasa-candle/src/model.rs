@@ -15,7 +15,8 @@
 //! - attention runs in slices of rows so its `[rows, heads, len, len]`
 //!   scores stay under a fixed size whatever the batch.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
@@ -79,28 +80,67 @@ enum Activation {
 
 struct Linear {
     /// `[out, in]`.
-    weight: Tensor,
+    weight: Weight,
     bias: Tensor,
 }
 
 impl Linear {
-    fn load(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+    fn load(vb: &VarBuilder, in_dim: usize, out_dim: usize, kind: MatmulWeights) -> Result<Self> {
         Ok(Self {
-            weight: vb.get((out_dim, in_dim), "weight")?,
+            weight: Weight::new(vb.get((out_dim, in_dim), "weight")?, kind)?,
             bias: vb.get(out_dim, "bias")?,
         })
     }
 
     /// `x` is `[n, in]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        crate::ops::bias_act(&x.matmul(&self.weight.t()?)?, &self.bias, false)
+        crate::ops::bias_act(&self.weight.apply(x)?, &self.bias, false)
+    }
+}
+
+/// How the weight matrices of the encoder layers are stored and multiplied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatmulWeights {
+    /// f32, as in the checkpoint (the default: exact).
+    #[default]
+    F32,
+    /// Candle's 8-bit blocks (`QMatMul` over Q8_0).
+    Q8_0,
+    /// Candle's 4-bit blocks (`QMatMul` over Q4_0).
+    Q4_0,
+}
+
+/// A weight matrix `[out, in]`, multiplied as `x·Wᵀ`.
+enum Weight {
+    F32(Tensor),
+    Quantized(QMatMul),
+}
+
+impl Weight {
+    fn new(w: Tensor, kind: MatmulWeights) -> Result<Self> {
+        let dtype = match kind {
+            MatmulWeights::F32 => return Ok(Self::F32(w)),
+            MatmulWeights::Q8_0 => GgmlDType::Q8_0,
+            MatmulWeights::Q4_0 => GgmlDType::Q4_0,
+        };
+        Ok(Self::Quantized(QMatMul::from_qtensor(QTensor::quantize(
+            &w, dtype,
+        )?)?))
+    }
+
+    /// `x·Wᵀ` for `x` `[n, in]`.
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::F32(w) => x.matmul(&w.t()?),
+            Self::Quantized(q) => q.forward(x),
+        }
     }
 }
 
 /// A dense layer whose output is added to a residual and layer-normed,
 /// done as one pass after the matmul.
 struct DenseNorm {
-    weight: Tensor,
+    weight: Weight,
     /// `[3, out]`: the dense bias, the norm's weight, the norm's bias.
     params: Tensor,
     eps: f32,
@@ -110,11 +150,11 @@ impl DenseNorm {
     fn load(
         dense: &VarBuilder,
         norm: &VarBuilder,
-        in_dim: usize,
-        out_dim: usize,
+        (in_dim, out_dim): (usize, usize),
         eps: f64,
+        kind: MatmulWeights,
     ) -> Result<Self> {
-        let dense = Linear::load(dense, in_dim, out_dim)?;
+        let dense = Linear::load(dense, in_dim, out_dim, kind)?;
         let norm = LayerNorm::load(norm, out_dim, eps)?;
         Ok(Self {
             weight: dense.weight,
@@ -125,12 +165,7 @@ impl DenseNorm {
 
     /// LayerNorm(x·Wᵀ + b + residual); `x` is `[n, in]`.
     fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        crate::ops::residual_norm(
-            &x.matmul(&self.weight.t()?)?,
-            residual,
-            &self.params,
-            self.eps,
-        )
+        crate::ops::residual_norm(&self.weight.apply(x)?, residual, &self.params, self.eps)
     }
 }
 
@@ -166,35 +201,42 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(vb: &VarBuilder, c: &Config) -> Result<Self> {
+    fn load(vb: &VarBuilder, c: &Config, kind: MatmulWeights) -> Result<Self> {
         let h = c.hidden_size;
         let head_dim = h / c.num_attention_heads;
         let attention = vb.pp("attention");
         let own = attention.pp("self");
-        let q = Linear::load(&own.pp("query"), h, h)?;
-        let k = Linear::load(&own.pp("key"), h, h)?;
-        let v = Linear::load(&own.pp("value"), h, h)?;
+        let part = |name: &str| -> Result<(Tensor, Tensor)> {
+            let p = own.pp(name);
+            Ok((p.get((h, h), "weight")?, p.get(h, "bias")?))
+        };
+        let ((qw, qb), (kw, kb), (vw, vb_)) = (part("query")?, part("key")?, part("value")?);
         let scale = 1.0 / (head_dim as f64).sqrt();
         let qkv = Linear {
-            weight: Tensor::cat(&[(q.weight * scale)?, k.weight, v.weight], 0)?,
-            bias: Tensor::cat(&[(q.bias * scale)?, k.bias, v.bias], 0)?,
+            weight: Weight::new(Tensor::cat(&[(qw * scale)?, kw, vw], 0)?, kind)?,
+            bias: Tensor::cat(&[(qb * scale)?, kb, vb_], 0)?,
         };
         Ok(Self {
             qkv,
             attention_out: DenseNorm::load(
                 &attention.pp("output").pp("dense"),
                 &attention.pp("output").pp("LayerNorm"),
-                h,
-                h,
+                (h, h),
                 c.layer_norm_eps,
+                kind,
             )?,
-            up: Linear::load(&vb.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
+            up: Linear::load(
+                &vb.pp("intermediate").pp("dense"),
+                h,
+                c.intermediate_size,
+                kind,
+            )?,
             down: DenseNorm::load(
                 &vb.pp("output").pp("dense"),
                 &vb.pp("output").pp("LayerNorm"),
-                c.intermediate_size,
-                h,
+                (c.intermediate_size, h),
                 c.layer_norm_eps,
+                kind,
             )?,
         })
     }
@@ -216,7 +258,13 @@ pub(crate) struct Backbone {
 impl Backbone {
     /// `words` is the word-embedding table, read apart from `vb` (see
     /// [`word_embeddings_name`]).
-    pub(crate) fn load(cfg: &FolderConfig, vb: VarBuilder, words: WordTable) -> Result<Self> {
+    /// `kind` says how the layers' weight matrices are kept.
+    pub(crate) fn load(
+        cfg: &FolderConfig,
+        vb: VarBuilder,
+        words: WordTable,
+        kind: MatmulWeights,
+    ) -> Result<Self> {
         let c: Config = serde_json::from_str(&cfg.config_json)
             .map_err(|e| candle_core::Error::Msg(format!("config.json: {e}")))?;
         if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
@@ -266,7 +314,7 @@ impl Backbone {
             .broadcast_add(&token_type)?;
         let embedding_norm = LayerNorm::load(&emb.pp("LayerNorm"), h, c.layer_norm_eps)?;
         let layers = (0..c.num_hidden_layers)
-            .map(|i| Layer::load(&vb.pp(format!("encoder.layer.{i}")), &c))
+            .map(|i| Layer::load(&vb.pp(format!("encoder.layer.{i}")), &c, kind))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             word_embeddings: words,
@@ -310,7 +358,7 @@ impl Backbone {
     /// with the bias).
     fn up_activated(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
         let up = &layer.up;
-        let y = x.matmul(&up.weight.t()?)?;
+        let y = up.weight.apply(x)?;
         match self.activation {
             Activation::GeluErf => crate::ops::bias_act(&y, &up.bias, true),
             Activation::GeluTanh => crate::ops::bias_act(&y, &up.bias, false)?.gelu(),
