@@ -19,10 +19,64 @@ use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
+/// Vector widths the kernels are compiled for, narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Simd {
+    Plain = 0,
+    Avx2 = 1,
+    Avx512 = 2,
+}
+
+/// Widest kernels allowed: `KHULASA_SIMD` (`plain`, `avx2`, `avx512`) read
+/// once, or a test's choice; `u8::MAX` until read.
+static SIMD_CAP: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(u8::MAX);
+
+/// The widest kernels this CPU runs, capped by `KHULASA_SIMD` (so the
+/// narrower ones can be run and checked on a machine that has wider).
+pub(crate) fn simd() -> Simd {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut cap = SIMD_CAP.load(Relaxed);
+    if cap == u8::MAX {
+        cap = match std::env::var("KHULASA_SIMD").as_deref() {
+            Ok("plain") => Simd::Plain,
+            Ok("avx2") => Simd::Avx2,
+            _ => Simd::Avx512,
+        } as u8;
+        SIMD_CAP.store(cap, Relaxed);
+    }
+    let detected = detected_simd();
+    if (detected as u8) <= cap {
+        detected
+    } else if cap >= Simd::Avx2 as u8 {
+        Simd::Avx2
+    } else {
+        Simd::Plain
+    }
+}
+
+fn detected_simd() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fma = std::arch::is_x86_feature_detected!("fma");
+        if fma && std::arch::is_x86_feature_detected!("avx512f") {
+            return Simd::Avx512;
+        }
+        if fma && std::arch::is_x86_feature_detected!("avx2") {
+            return Simd::Avx2;
+        }
+    }
+    Simd::Plain
+}
+
+#[cfg(test)]
+pub(crate) fn cap_simd_for_tests(cap: Simd) {
+    SIMD_CAP.store(cap as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Runs `f` once per vector width this CPU has: the body is compiled for
 /// AVX-512, for AVX2+FMA and plainly, and the widest available is picked
-/// at run time, so one binary runs everywhere. (Without a target feature,
-/// `mul_add` is a libm call per element.)
+/// at run time ([`simd`]), so one binary runs everywhere. (Without a target
+/// feature, `mul_add` is a libm call per element.)
 macro_rules! dispatch {
     ($name:ident ( $($arg:ident : $ty:ty),* ) $body:block) => {
         fn $name($($arg: $ty),*) {
@@ -34,17 +88,12 @@ macro_rules! dispatch {
                 fn wide($($arg: $ty),*) { body($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
                 fn narrow($($arg: $ty),*) { body($($arg),*) }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has the features `wide` is compiled for.
-                    return unsafe { wide($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
+                match simd() {
+                    // SAFETY: `simd` only names features this CPU has.
+                    Simd::Avx512 => return unsafe { wide($($arg),*) },
                     // SAFETY: as above.
-                    return unsafe { narrow($($arg),*) };
+                    Simd::Avx2 => return unsafe { narrow($($arg),*) },
+                    Simd::Plain => {}
                 }
             }
             body($($arg),*)
@@ -477,6 +526,24 @@ mod tests {
             .map(|i| (((i + seed) * 7919) % 2000) as f32 / 90.0 - 11.0)
             .collect();
         Tensor::from_vec(v, (rows, width), &candle_core::Device::Cpu).unwrap()
+    }
+
+    /// Every kernel at every vector width this CPU has, against Candle's
+    /// ops: a machine without AVX-512 (or AVX2) runs the narrower code.
+    #[test]
+    fn every_vector_width_gives_the_same_results() {
+        let widths: Vec<Simd> = [Simd::Plain, Simd::Avx2, Simd::Avx512]
+            .into_iter()
+            .filter(|&w| w <= detected_simd())
+            .collect();
+        for width in widths {
+            cap_simd_for_tests(width);
+            assert_eq!(simd(), width);
+            bias_and_gelu_agree_with_candles_ops_split_or_not();
+            residual_norm_agrees_with_candles_ops_split_or_not();
+            masked_softmax_matches_candles_ops_in_every_threading_path();
+        }
+        cap_simd_for_tests(Simd::Avx512);
     }
 
     #[test]
