@@ -104,8 +104,10 @@ struct AnalysisArgs {
     /// More label-set folders (every .toml in them is loaded).
     #[arg(long)]
     labels_dir: Vec<PathBuf>,
-    /// How sentence vectors are made: separate passes, or pooled from one pass.
-    #[arg(long, value_enum, default_value_t = VectorsArg::Separate)]
+    /// How sentence vectors are made: separate passes (best topics and
+    /// stance), or pooled from one pass per article (about twice as fast,
+    /// better summaries, weaker topics and stance; docs/quality.md).
+    #[arg(long, value_enum, default_value_t = VectorsArg::Separate, env = "KHULASA_SENTENCE_VECTORS")]
     sentence_vectors: VectorsArg,
 }
 

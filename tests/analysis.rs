@@ -10,7 +10,9 @@ use std::sync::{Arc, OnceLock};
 
 use khulasa::eval::{evaluate, read_devset};
 use khulasa::pipeline::{ArticleInput, RunOptions, run};
-use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions, StanceLabel, SummaryStatus};
+use khulasa_analysis::{
+    AnalysisData, Analyzer, AnalyzerOptions, SentenceVectors, StanceLabel, SummaryStatus,
+};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -62,6 +64,34 @@ fn dev_set_quality_does_not_regress() {
         "abstention {}",
         r.abstention_accuracy
     );
+}
+
+/// The cheaper pooled sentence vectors (one pass per article) keep their own
+/// floors, a little under their figures in docs/quality.md: weaker topics
+/// and stance, stronger summaries.
+#[test]
+fn pooled_sentence_vectors_keep_their_quality() {
+    let devset = read_devset(&root().join("tests/fixtures/devset/devset.jsonl")).unwrap();
+    let data = AnalysisData::load(&root().join("models"), &[]).expect("shipped data loads");
+    let pooled = Analyzer::new(
+        Arc::new(common::load_encoder(&Default::default())),
+        data,
+        AnalyzerOptions {
+            sentence_vectors: SentenceVectors::Pooled,
+        },
+    )
+    .unwrap();
+    let r = evaluate(&pooled, &devset).unwrap();
+    eprintln!("{}", r.render());
+    for (name, value, floor) in [
+        ("topic macro-F1", r.topic_macro_f1, 0.62),
+        ("stance macro-F1", r.stance_macro_f1, 0.57),
+        ("focus ROUGE-1", r.summary_rouge1, 0.50),
+        ("generic ROUGE-1", r.generic_rouge1, 0.70),
+        ("abstention", r.abstention_accuracy, 0.60),
+    ] {
+        assert!(value >= floor, "{name} {value} < {floor}");
+    }
 }
 
 /// A page of our own with an appended off-topic story after "read also".

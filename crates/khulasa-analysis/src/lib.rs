@@ -150,6 +150,9 @@ pub struct Analyzer {
     data: AnalysisData,
     options: AnalyzerOptions,
     background: Vec<Vec<f32>>,
+    /// The background in the summary's geometry when it differs (pooled
+    /// sentence vectors: read in context and centred).
+    summary_background: Option<Vec<Vec<f32>>>,
     topic_models: Mutex<HashMap<u64, Arc<TopicModel>>>,
     default_target: PreparedTarget,
     stance: StanceModel,
@@ -183,9 +186,19 @@ impl Analyzer {
                     .flat_map(|ev| ev.examples.iter().cloned()),
             )
             .collect();
-        pool.sort();
-        pool.dedup();
+        // Deduplicated in the data's order: the pooled method reads these
+        // sentences in context, and a label's examples make a coherent
+        // paragraph.
+        let mut seen = std::collections::HashSet::new();
+        pool.retain(|t| seen.insert(t.clone()));
         let background = passages(&pool)?;
+        let summary_background = match options.sentence_vectors {
+            SentenceVectors::Separate => None,
+            SentenceVectors::Pooled => {
+                let refs: Vec<&str> = pool.iter().map(String::as_str).collect();
+                Some(vectors::in_context(e, &refs)?)
+            }
+        };
         let dim = e.info().dim;
 
         let stance = StanceModel::new(
@@ -205,13 +218,17 @@ impl Analyzer {
         let target_vec = mean_unit(&queries(e, &target.description)?, dim);
         let default_target = PreparedTarget::new(target.id.clone(), target_vec, &background);
         let focus_vec = mean_unit(&queries(e, &data.focus.description)?, dim);
-        let focus = prepare_focus(focus_vec, &background);
+        let focus = prepare_focus(
+            focus_vec,
+            summary_background.as_ref().unwrap_or(&background),
+        );
 
         let analyzer = Self {
             encoder,
             data,
             options,
             background,
+            summary_background,
             topic_models: Mutex::new(HashMap::new()),
             default_target,
             stance,
@@ -308,19 +325,23 @@ impl Analyzer {
                         &queries(self.encoder.as_ref(), std::slice::from_ref(t))?,
                         self.dim(),
                     );
-                    custom = prepare_focus(v, &self.background);
+                    custom = prepare_focus(
+                        v,
+                        self.summary_background.as_ref().unwrap_or(&self.background),
+                    );
                     Some(&custom)
                 }
             };
+            let for_summary = vectors.for_summary.as_ref().unwrap_or(&vectors.sentences);
             let candidates: Vec<Candidate<'_>> = body
                 .iter()
                 .map(|&i| Candidate {
                     index: i,
                     sentence: &article.sentences[i],
-                    vector: all[i],
+                    vector: &for_summary[i],
                 })
                 .collect();
-            let title = title_vector(article, &vectors.sentences, self.dim());
+            let title = title_vector(article, for_summary, self.dim());
             Some(summary::summarise(
                 &candidates,
                 title.as_deref(),

@@ -15,7 +15,10 @@ pub enum SentenceVectors {
     /// Each sentence embedded separately (one short sequence each).
     #[default]
     Separate,
-    /// Token states of one pass over the story, mean-pooled by sentence span.
+    /// Token states of one pass over the story, mean-pooled by sentence
+    /// span: about twice as fast end to end. Topics and stance compare these
+    /// with the separately embedded data; the summary centres them on the
+    /// article first ([`CENTERING`]).
     Pooled,
 }
 
@@ -27,10 +30,95 @@ pub(crate) struct ArticleVectors {
     pub sentences: Vec<Vec<f32>>,
     /// The whole story (title weighted in), unit length.
     pub article: Vec<f32>,
+    /// Sentence vectors for the summary when they differ from `sentences`
+    /// (pooled: centred on the article, see [`CENTERING`]).
+    pub for_summary: Option<Vec<Vec<f32>>>,
 }
 
 /// Weight of the title in the article vector.
 const TITLE_WEIGHT: f32 = 0.35;
+
+/// Share of the context's mean taken out of pooled sentence vectors for
+/// the summary.
+///
+/// Token states carry their whole context, so sentences pooled from one
+/// pass are all alike (cosine ≥ 0.95 to each other and to the title, which
+/// the summary then drops as duplicates). Taking out the context's mean
+/// leaves what sets each sentence apart, which is what the summary's
+/// centrality, redundancy and relevance need; the focus is calibrated on a
+/// background of data sentences treated the same way ([`in_context`]).
+/// Topics and stance compare sentences with the data itself, and centring
+/// wrecked them (dev set: topic macro-F1 0.29), so they get the plain
+/// pooled vectors.
+const CENTERING: f32 = 1.0;
+
+/// Subtracts [`CENTERING`] × the mean of `vectors` from each, then
+/// normalises (zero vectors, from unmapped spans, stay zero).
+fn center(vectors: &mut [Vec<f32>], dim: usize) {
+    let alpha = CENTERING;
+    let live: Vec<&Vec<f32>> = vectors
+        .iter()
+        .filter(|v| v.iter().any(|&x| x != 0.0))
+        .collect();
+    if alpha == 0.0 || live.len() < 2 {
+        return;
+    }
+    let mut mean = vec![0f32; dim];
+    for v in &live {
+        for (m, x) in mean.iter_mut().zip(v.iter()) {
+            *m += x / live.len() as f32;
+        }
+    }
+    for v in vectors.iter_mut().filter(|v| v.iter().any(|&x| x != 0.0)) {
+        for (x, m) in v.iter_mut().zip(&mean) {
+            *x -= alpha * m;
+        }
+        l2_normalize(v);
+    }
+}
+
+/// Sentences per pseudo-article when data sentences are embedded in
+/// context.
+const GROUP: usize = 8;
+
+/// Data sentences (the calibration background) as the pooled method's
+/// summary sees article sentences: `texts` are read in runs of [`GROUP`] as
+/// one paragraph each, every sentence pooled from its run's pass and
+/// centred on the run. Vectors come back in input order.
+pub(crate) fn in_context(
+    encoder: &dyn TextEncoder,
+    texts: &[&str],
+) -> Result<Vec<Vec<f32>>, EncodeError> {
+    let dim = encoder.info().dim;
+    let mut paragraphs = Vec::new();
+    let mut spans = Vec::new();
+    for run in texts.chunks(GROUP) {
+        let mut paragraph = String::new();
+        let mut run_spans = Vec::with_capacity(run.len());
+        for t in run {
+            if !paragraph.is_empty() {
+                paragraph.push(' ');
+            }
+            let t = t.trim();
+            run_spans.push(paragraph.len()..paragraph.len() + t.len());
+            paragraph.push_str(t);
+        }
+        paragraphs.push(paragraph);
+        spans.push(run_spans);
+    }
+    let refs: Vec<&str> = paragraphs.iter().map(String::as_str).collect();
+    let states = encoder.token_states(&refs, InputKind::Passage)?;
+    let mut out = Vec::with_capacity(texts.len());
+    for (states, spans) in states.iter().zip(spans) {
+        let mut run: Vec<Vec<f32>> = spans
+            .into_iter()
+            .map(|r| states.pool_span(r).unwrap_or_else(|| vec![0.0; dim]))
+            .collect();
+        center(&mut run, dim);
+        out.extend(run);
+    }
+    Ok(out)
+}
 
 pub(crate) fn article_vectors(
     encoder: &dyn TextEncoder,
@@ -45,6 +133,7 @@ pub(crate) fn article_vectors(
         return Ok(ArticleVectors {
             sentences: Vec::new(),
             article: vec![0.0; dim],
+            for_summary: None,
         });
     }
     match method {
@@ -70,6 +159,7 @@ pub(crate) fn article_vectors(
             Ok(ArticleVectors {
                 sentences: vectors,
                 article: article_vec,
+                for_summary: None,
             })
         }
         SentenceVectors::Pooled => {
@@ -101,7 +191,7 @@ pub(crate) fn article_vectors(
                     .find(|(p, _)| p.start <= r.start && r.end <= p.end)
                     .map(|(_, d)| (r.start as isize + d) as usize..(r.end as isize + d) as usize)
             };
-            let sentences = article
+            let sentences: Vec<Vec<f32>> = article
                 .sentences
                 .iter()
                 .map(|s| {
@@ -110,6 +200,8 @@ pub(crate) fn article_vectors(
                         .unwrap_or_else(|| vec![0.0; dim])
                 })
                 .collect();
+            let mut for_summary = sentences.clone();
+            center(&mut for_summary, dim);
             let title_len = article.main_story.title_span.map_or(0, |t| t.end - t.start);
             let title_vec = (title_len > 0)
                 .then(|| states.pool_span(0..title_len))
@@ -128,7 +220,62 @@ pub(crate) fn article_vectors(
             Ok(ArticleVectors {
                 sentences,
                 article: article_vec,
+                for_summary: Some(for_summary),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use khulasa_embed::testing::HashingEncoder;
+
+    fn mean_pairwise(v: &[Vec<f32>]) -> f32 {
+        let mut sum = 0.0;
+        let mut n = 0;
+        for i in 0..v.len() {
+            for j in i + 1..v.len() {
+                sum += crate::math::dot(&v[i], &v[j]);
+                n += 1;
+            }
+        }
+        sum / n as f32
+    }
+
+    #[test]
+    fn in_context_gives_one_unit_vector_per_sentence_less_alike_than_plain() {
+        let e = HashingEncoder::new(64);
+        // Ten sentences sharing words, as a label's examples do: two runs.
+        let texts: Vec<String> = (0..10)
+            .map(|i| {
+                format!(
+                    "the army and the coalition train unit {i} near base {}",
+                    i * 7
+                )
+            })
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let centred = in_context(&e, &refs).unwrap();
+        assert_eq!(centred.len(), texts.len());
+        for v in &centred {
+            let norm = crate::math::dot(v, v).sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+        }
+        let plain = e.embed(&refs[..GROUP], InputKind::Passage).unwrap();
+        let (a, b) = (mean_pairwise(&centred[..GROUP]), mean_pairwise(&plain));
+        assert!(a < b - 0.2, "centred {a} vs plain {b}");
+    }
+
+    #[test]
+    fn centring_leaves_zero_vectors_and_lone_sentences_alone() {
+        let mut one = vec![vec![0.6, 0.8]];
+        center(&mut one, 2);
+        assert_eq!(one, vec![vec![0.6, 0.8]]);
+        let mut with_zero = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.0, 0.0]];
+        center(&mut with_zero, 2);
+        assert_eq!(with_zero[2], vec![0.0, 0.0]);
+        // Two unit vectors centred on their mean point opposite ways.
+        assert!(crate::math::dot(&with_zero[0], &with_zero[1]) < -0.99);
     }
 }
