@@ -6,9 +6,10 @@
 //! the 17 annotated scraped pages (with their navigation, read-also inserts
 //! and appended stories), each under a fresh id.
 //!
-//! `cargo bench --bench archive -- [N] [local|local1|local:W|server]`
+//! `cargo bench --bench archive -- [N] [local|local1|local:W|pooled|server]`
 //! (default: 1000 articles, every engine; `local` is the CLI's default of 8
-//! workers, `local:W` any other count). The corpus is also written to
+//! workers, `local:W` any other count, `pooled` 8 workers with
+//! `--sentence-vectors pooled`). The corpus is also written to
 //! `target/bench-corpus-N.jsonl` for trying the CLI on it.
 
 use std::collections::HashSet;
@@ -71,11 +72,15 @@ fn corpus(root: &Path, n: usize) -> PathBuf {
     path
 }
 
-fn analyzer(encoder: Arc<CandleEncoder>, metrics: Arc<Metrics>) -> Arc<Analyzer> {
+fn analyzer(
+    encoder: Arc<CandleEncoder>,
+    metrics: Arc<Metrics>,
+    options: AnalyzerOptions,
+) -> Arc<Analyzer> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let batching = BatchingEncoder::start(encoder, BatchingOptions::default(), metrics);
     let data = AnalysisData::load(&root.join("models"), &[]).unwrap();
-    Arc::new(Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap())
+    Arc::new(Analyzer::new(Arc::new(batching), data, options).unwrap())
 }
 
 fn run(label: &str, input: &Path, engine: Engine) {
@@ -122,25 +127,41 @@ fn main() {
         .expect("run `cargo run -- model fetch` first"),
     );
     let metrics = Arc::new(Metrics::new());
-    let local = analyzer(encoder.clone(), metrics.clone());
+    let local = analyzer(encoder.clone(), metrics.clone(), AnalyzerOptions::default());
     let extra: Vec<(String, usize)> = mode
         .as_deref()
         .and_then(|m| m.strip_prefix("local:"))
         .and_then(|w| w.parse().ok())
         .map(|w| vec![(format!("local:{w}"), w)])
         .unwrap_or_default();
-    let engines: Vec<(String, usize)> = [("local1".to_string(), 1), ("local".to_string(), 8)]
-        .into_iter()
-        .chain(extra)
-        .collect();
+    let engines: Vec<(String, usize)> = [
+        ("local1".to_string(), 1),
+        ("local".to_string(), 8),
+        ("pooled".to_string(), 8),
+    ]
+    .into_iter()
+    .chain(extra)
+    .collect();
     for (m, workers) in engines {
         if wants(&m) {
+            let local = if m == "pooled" {
+                analyzer(
+                    encoder.clone(),
+                    metrics.clone(),
+                    AnalyzerOptions {
+                        sentence_vectors: khulasa_analysis::SentenceVectors::Pooled,
+                    },
+                )
+            } else {
+                local.clone()
+            };
             let (tokens, calls) = (
                 metrics.batch_tokens.get_sample_sum(),
                 metrics.batch_tokens.get_sample_count(),
             );
+            let vectors = if m == "pooled" { ", pooled" } else { "" };
             run(
-                &format!("in process, {workers} worker(s)"),
+                &format!("in process, {workers} worker(s){vectors}"),
                 &input,
                 Engine::Local {
                     analyzer: local.clone(),
