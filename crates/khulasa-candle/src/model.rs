@@ -12,8 +12,9 @@
 //!   kernels ([`crate::ops`]): bias (+ GELU) after the up projection and the
 //!   query/key/value one, bias + residual + layer norm after the two others,
 //!   each one pass over the matmul's output;
-//! - attention runs in slices of rows so its `[rows, heads, len, len]`
-//!   scores stay under a fixed size whatever the batch.
+//! - on the CPU, attention is one kernel over the QKV projection
+//!   ([`crate::ops`]); elsewhere it runs in slices of rows so its
+//!   `[rows, heads, len, len]` scores stay under a fixed size.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Module, Result, Tensor};
@@ -378,10 +379,14 @@ impl Backbone {
     ) -> Result<Tensor> {
         let (heads, h) = (self.heads, self.hidden);
         let d = h / heads;
+        let projected = layer.qkv.forward(x)?.reshape((b, len, 3 * h))?;
+        if let Some(context) =
+            crate::ops::attention(&projected, &key_bias.reshape((b, len))?, heads)
+        {
+            return context?.reshape((b * len, h));
+        }
         // [3, b, heads, len, d]
-        let qkv = layer
-            .qkv
-            .forward(x)?
+        let qkv = projected
             .reshape((b, len, 3, heads, d))?
             .permute((2, 0, 3, 1, 4))?;
         let rows = (ATTENTION_SCORES / (heads * len * len)).clamp(1, b);

@@ -1,6 +1,8 @@
-//! CPU kernels the generic Candle ops do slowly for us: the attention
-//! softmax with its key mask, and the epilogues of the matmuls (bias, bias +
-//! exact-erf GELU, bias + residual + layer norm), each one pass.
+//! CPU kernels the generic Candle ops do slowly for us: self-attention read
+//! straight from the fused QKV projection (scores, masked softmax and
+//! context per head, no permuted copies, no score tensor), and the
+//! epilogues of the matmuls (bias, bias + exact-erf GELU, bias + residual +
+//! layer norm), each one pass.
 //!
 //! Candle runs every elementwise op as its own pass, and binary ones on a
 //! barrier pool whose worker spins for ~25,000 iterations after each op,
@@ -79,14 +81,18 @@ pub(crate) fn cap_simd_for_tests(cap: Simd) {
 /// feature, `mul_add` is a libm call per element.)
 macro_rules! dispatch {
     ($name:ident ( $($arg:ident : $ty:ty),* ) $body:block) => {
+        #[allow(clippy::too_many_arguments)]
         fn $name($($arg: $ty),*) {
             #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
             fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,fma")]
+                #[allow(clippy::too_many_arguments)]
                 fn wide($($arg: $ty),*) { body($($arg),*) }
                 #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 fn narrow($($arg: $ty),*) { body($($arg),*) }
                 match simd() {
                     // SAFETY: `simd` only names features this CPU has.
@@ -356,6 +362,204 @@ dispatch!(residual_norm_rows(src: &[f32], residual: &[f32], params: &[f32], eps:
     }
 });
 
+/// One head of one sequence: `q`, `k`, `v` are read from the fused QKV rows
+/// (`len` rows of `stride` floats, the head's columns at `q_at`, `k_at`,
+/// `v_at`); `bias` is the key mask; the context goes to `out` (`len × d`).
+/// `kt`, `vv` and `scores` are scratch (`d × len`, `len × d`, `len`).
+#[allow(clippy::too_many_arguments)]
+fn attend_head(
+    qkv: &[f32],
+    stride: usize,
+    (q_at, k_at, v_at): (usize, usize, usize),
+    d: usize,
+    bias: &[f32],
+    kt: &mut [f32],
+    vv: &mut [f32],
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let len = bias.len();
+    for (j, row) in qkv.chunks_exact(stride).enumerate() {
+        for c in 0..d {
+            kt[c * len + j] = row[k_at + c];
+        }
+        vv[j * d..(j + 1) * d].copy_from_slice(&row[v_at..v_at + d]);
+    }
+    attend_rows(qkv, stride, q_at, d, bias, kt, vv, scores, out);
+}
+
+dispatch!(attend_rows(
+    qkv: &[f32],
+    stride: usize,
+    q_at: usize,
+    d: usize,
+    bias: &[f32],
+    kt: &[f32],
+    vv: &[f32],
+    scores: &mut [f32],
+    out: &mut [f32]
+) {
+    let len = bias.len();
+    // Four tiles of keys at a time: four independent chains of FMAs.
+    const WIDE: usize = 4 * LANES;
+    for (row, o) in qkv.chunks_exact(stride).zip(out.chunks_exact_mut(d)) {
+        let q = &row[q_at..q_at + d];
+        let mut j = 0;
+        while j + WIDE <= len {
+            let mut acc = [0f32; WIDE];
+            acc.copy_from_slice(&bias[j..j + WIDE]);
+            for (c, &qc) in q.iter().enumerate() {
+                let k = &kt[c * len + j..c * len + j + WIDE];
+                for (a, &kv) in acc.iter_mut().zip(k) {
+                    *a = qc.mul_add(kv, *a);
+                }
+            }
+            scores[j..j + WIDE].copy_from_slice(&acc);
+            j += WIDE;
+        }
+        for j in j..len {
+            scores[j] = q
+                .iter()
+                .enumerate()
+                .fold(bias[j], |s, (c, &qc)| qc.mul_add(kt[c * len + j], s));
+        }
+        let max = max_of(scores);
+        for s in scores.iter_mut() {
+            *s = exp(*s - max);
+        }
+        let inv = 1.0 / sum_of(scores);
+        // The context a lane-wide slice of the head at a time, four keys
+        // per step into four accumulators.
+        let mut c0 = 0;
+        while c0 + LANES <= d {
+            let mut acc = [[0f32; LANES]; 4];
+            let mut p4 = scores.chunks_exact(4);
+            let mut v4 = vv.chunks_exact(4 * d);
+            for (p, v) in (&mut p4).zip(&mut v4) {
+                for (t, a) in acc.iter_mut().enumerate() {
+                    let x = &v[t * d + c0..t * d + c0 + LANES];
+                    for (a, &x) in a.iter_mut().zip(x) {
+                        *a = p[t].mul_add(x, *a);
+                    }
+                }
+            }
+            for (&p, v) in p4.remainder().iter().zip(v4.remainder().chunks_exact(d)) {
+                for (a, &x) in acc[0].iter_mut().zip(&v[c0..c0 + LANES]) {
+                    *a = p.mul_add(x, *a);
+                }
+            }
+            for (l, x) in o[c0..c0 + LANES].iter_mut().enumerate() {
+                *x = (acc[0][l] + acc[1][l] + acc[2][l] + acc[3][l]) * inv;
+            }
+            c0 += LANES;
+        }
+        for c in c0..d {
+            o[c] = scores.iter().zip(vv.chunks_exact(d)).map(|(&p, v)| p * v[c]).sum::<f32>() * inv;
+        }
+    }
+});
+
+/// Multi-head self-attention read straight from the fused QKV projection:
+/// no permuted copies of q, k and v and no `[heads, len, len]` score
+/// tensor; each (sequence, head) is one task, shared over the cores.
+struct Attention {
+    heads: usize,
+}
+
+impl CustomOp2 for Attention {
+    fn name(&self) -> &'static str {
+        "khulasa-attention"
+    }
+
+    /// `s1`: `[b, len, 3·hidden]`, queries pre-scaled; `s2`: the key bias
+    /// `[b, len]`. Returns the context `[b, len, hidden]`.
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (qkv, bias) = (
+            cpu_slice(self.name(), s1, l1)?,
+            cpu_slice(self.name(), s2, l2)?,
+        );
+        let (b, len, h3) = l1.shape().dims3()?;
+        let h = h3 / 3;
+        if h3 % 3 != 0 || h % self.heads != 0 || bias.len() != b * len {
+            candle_core::bail!("{}: shapes do not match", self.name());
+        }
+        let d = h / self.heads;
+        let tasks = b * self.heads;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = |results: &mut Vec<(usize, Vec<f32>)>| {
+            let (mut kt, mut vv, mut scores) =
+                (vec![0f32; d * len], vec![0f32; len * d], vec![0f32; len]);
+            loop {
+                let t = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if t >= tasks {
+                    break;
+                }
+                let (r, head) = (t / self.heads, t % self.heads);
+                let rows = &qkv[r * len * h3..(r + 1) * len * h3];
+                let mut out = vec![0f32; len * d];
+                let at = (head * d, h + head * d, 2 * h + head * d);
+                attend_head(
+                    rows,
+                    h3,
+                    at,
+                    d,
+                    &bias[r * len..(r + 1) * len],
+                    &mut kt,
+                    &mut vv,
+                    &mut scores,
+                    &mut out,
+                );
+                results.push((t, out));
+            }
+        };
+        let threads = threads().min(tasks).max(1);
+        let mut parts: Vec<(usize, Vec<f32>)> = Vec::with_capacity(tasks);
+        if threads > 1 {
+            let chunks: Vec<Vec<(usize, Vec<f32>)>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let mut mine = Vec::new();
+                            work(&mut mine);
+                            mine
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("attention worker"))
+                    .collect()
+            });
+            parts.extend(chunks.into_iter().flatten());
+        } else {
+            work(&mut parts);
+        }
+        let mut dst = vec![0f32; b * len * h];
+        for (t, out) in parts {
+            let (r, head) = (t / self.heads, t % self.heads);
+            for (i, o) in out.chunks_exact(d).enumerate() {
+                let at = (r * len + i) * h + head * d;
+                dst[at..at + d].copy_from_slice(o);
+            }
+        }
+        Ok((CpuStorage::F32(dst), Shape::from((b, len, h))))
+    }
+}
+
+/// Self-attention context `[b, len, hidden]` from the fused projection
+/// `qkv` (`[b, len, 3·hidden]`, queries pre-scaled) and the additive key
+/// bias (`[b, len]`), on the CPU; `None` elsewhere (the caller runs the
+/// generic ops).
+pub(crate) fn attention(qkv: &Tensor, key_bias: &Tensor, heads: usize) -> Option<Result<Tensor>> {
+    fast_path(&[qkv, key_bias]).then(|| qkv.apply_op2_no_bwd(key_bias, &Attention { heads }))
+}
+
 /// Checks a kernel input: contiguous f32 on the CPU, as a slice.
 fn cpu_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
@@ -542,8 +746,57 @@ mod tests {
             bias_and_gelu_agree_with_candles_ops_split_or_not();
             residual_norm_agrees_with_candles_ops_split_or_not();
             masked_softmax_matches_candles_ops_in_every_threading_path();
+            attention_agrees_with_candles_ops();
         }
         cap_simd_for_tests(Simd::Avx512);
+    }
+
+    /// The fused attention against the same maths in Candle's ops, with
+    /// masked keys, lengths that are not a multiple of the tiles and head
+    /// sizes that are not a multiple of the lanes.
+    fn attention_agrees_with_candles_ops() {
+        for (b, len, heads, d) in [(2, 37, 3, 16), (1, 70, 2, 20), (3, 64, 4, 32)] {
+            let h = heads * d;
+            let qkv = (values(b * len, 3 * h, b + len) / 7.0).unwrap();
+            let qkv = qkv.reshape((b, len, 3 * h)).unwrap();
+            // The last 5 keys of every sequence but the first are padding.
+            let bias: Vec<f32> = (0..b * len)
+                .map(|i| {
+                    if i / len > 0 && i % len >= len - 5 {
+                        f32::MIN
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let bias = Tensor::from_vec(bias, (b, len), &candle_core::Device::Cpu).unwrap();
+            let ours = attention(&qkv, &bias, heads).unwrap().unwrap();
+            let parts = qkv
+                .reshape((b, len, 3, heads, d))
+                .unwrap()
+                .permute((2, 0, 3, 1, 4))
+                .unwrap();
+            let [q, k, v] = [0, 1, 2].map(|i| parts.get(i).unwrap().contiguous().unwrap());
+            let scores = q.matmul(&k.t().unwrap()).unwrap();
+            let scores = scores
+                .broadcast_add(&bias.reshape((b, 1, 1, len)).unwrap())
+                .unwrap();
+            let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+            let reference = probs
+                .matmul(&v)
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .reshape((b, len, h))
+                .unwrap();
+            let diff = max_diff(&ours, &reference);
+            assert!(diff < 1e-5, "{b}x{len}, {heads} heads of {d}: {diff}");
+        }
+    }
+
+    #[test]
+    fn fused_attention_agrees_with_candles_ops() {
+        attention_agrees_with_candles_ops();
     }
 
     #[test]
