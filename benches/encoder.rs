@@ -90,7 +90,18 @@ fn main() {
         .position(|a| a == "--write-texts")
         .map(|i| args[i + 1].clone());
     let mut shapes = Vec::new();
+    // `--only BxL` runs one shape (for profiling).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args[i + 1].clone());
     for (batch, len) in [(16, 256), (64, 64), (1, 512)] {
+        if only
+            .as_ref()
+            .is_some_and(|o| *o != format!("{batch}x{len}"))
+        {
+            continue;
+        }
         let texts: Vec<String> = (0..batch).map(|i| text_of(&enc, len, i)).collect();
         shapes.push(serde_json::json!({"batch": batch, "len": len, "texts": texts}));
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

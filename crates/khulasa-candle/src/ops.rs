@@ -365,7 +365,7 @@ dispatch!(residual_norm_rows(src: &[f32], residual: &[f32], params: &[f32], eps:
 /// One head of one sequence: `q`, `k`, `v` are read from the fused QKV rows
 /// (`len` rows of `stride` floats, the head's columns at `q_at`, `k_at`,
 /// `v_at`); `bias` is the key mask; the context goes to `out` (`len × d`).
-/// `kt`, `vv` and `scores` are scratch (`d × len`, `len × d`, `len`).
+/// `kt`, `vv` and `scores` are scratch (`d × len`, `len × d`, two of `len`).
 #[allow(clippy::too_many_arguments)]
 fn attend_head(
     qkv: &[f32],
@@ -375,7 +375,7 @@ fn attend_head(
     bias: &[f32],
     kt: &mut [f32],
     vv: &mut [f32],
-    scores: &mut [f32],
+    scores: &mut [Vec<f32>],
     out: &mut [f32],
 ) {
     let len = bias.len();
@@ -388,6 +388,107 @@ fn attend_head(
     attend_rows(qkv, stride, q_at, d, bias, kt, vv, scores, out);
 }
 
+/// Keys scored at a time: four registers' worth, four independent chains.
+const KEY_TILE: usize = 4 * LANES;
+
+/// Attention for `R` query rows at once (each key tile loaded once for all
+/// of them): `q[r]` are the rows' queries, `scores[r]` their scratch,
+/// `out[r]` their contexts.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attend_block<const R: usize>(
+    q: [&[f32]; R],
+    d: usize,
+    bias: &[f32],
+    kt: &[f32],
+    vv: &[f32],
+    scores: &mut [Vec<f32>],
+    out: &mut [&mut [f32]; R],
+) {
+    let len = bias.len();
+    let mut j = 0;
+    while j + KEY_TILE <= len {
+        let mut acc = [[0f32; KEY_TILE]; R];
+        for a in acc.iter_mut() {
+            a.copy_from_slice(&bias[j..j + KEY_TILE]);
+        }
+        for (c, kc) in kt.chunks_exact(len).enumerate() {
+            let k: &[f32; KEY_TILE] = kc[j..j + KEY_TILE].try_into().expect("a whole tile");
+            for r in 0..R {
+                let qc = q[r][c];
+                for (a, &kv) in acc[r].iter_mut().zip(k) {
+                    *a = qc.mul_add(kv, *a);
+                }
+            }
+        }
+        for r in 0..R {
+            scores[r][j..j + KEY_TILE].copy_from_slice(&acc[r]);
+        }
+        j += KEY_TILE;
+    }
+    for r in 0..R {
+        for jj in j..len {
+            scores[r][jj] = kt
+                .chunks_exact(len)
+                .zip(q[r])
+                .fold(bias[jj], |s, (kc, &qc)| qc.mul_add(kc[jj], s));
+        }
+    }
+    let mut inv = [0f32; R];
+    for r in 0..R {
+        let s = &mut scores[r][..len];
+        let max = max_of(s);
+        for x in s.iter_mut() {
+            *x = exp(*x - max);
+        }
+        inv[r] = 1.0 / sum_of(s);
+    }
+    // The context a lane-wide slice of the head at a time, two keys per
+    // step, each row's sums in registers.
+    let mut c0 = 0;
+    while c0 + LANES <= d {
+        let mut acc = [[[0f32; LANES]; 2]; R];
+        let mut pairs = vv.chunks_exact(2 * d);
+        for (step, v) in (&mut pairs).enumerate() {
+            let x0: &[f32; LANES] = v[c0..c0 + LANES].try_into().expect("lanes");
+            let x1: &[f32; LANES] = v[d + c0..d + c0 + LANES].try_into().expect("lanes");
+            for r in 0..R {
+                let (p0, p1) = (scores[r][2 * step], scores[r][2 * step + 1]);
+                for (a, &x) in acc[r][0].iter_mut().zip(x0) {
+                    *a = p0.mul_add(x, *a);
+                }
+                for (a, &x) in acc[r][1].iter_mut().zip(x1) {
+                    *a = p1.mul_add(x, *a);
+                }
+            }
+        }
+        if let Some(v) = pairs.remainder().get(..d) {
+            for r in 0..R {
+                let p = scores[r][len - 1];
+                for (a, &x) in acc[r][0].iter_mut().zip(&v[c0..c0 + LANES]) {
+                    *a = p.mul_add(x, *a);
+                }
+            }
+        }
+        for r in 0..R {
+            for (l, x) in out[r][c0..c0 + LANES].iter_mut().enumerate() {
+                *x = (acc[r][0][l] + acc[r][1][l]) * inv[r];
+            }
+        }
+        c0 += LANES;
+    }
+    for r in 0..R {
+        for c in c0..d {
+            out[r][c] = scores[r][..len]
+                .iter()
+                .zip(vv.chunks_exact(d))
+                .map(|(&p, v)| p * v[c])
+                .sum::<f32>()
+                * inv[r];
+        }
+    }
+}
+
 dispatch!(attend_rows(
     qkv: &[f32],
     stride: usize,
@@ -396,65 +497,21 @@ dispatch!(attend_rows(
     bias: &[f32],
     kt: &[f32],
     vv: &[f32],
-    scores: &mut [f32],
+    scores: &mut [Vec<f32>],
     out: &mut [f32]
 ) {
-    let len = bias.len();
-    // Four tiles of keys at a time: four independent chains of FMAs.
-    const WIDE: usize = 4 * LANES;
-    for (row, o) in qkv.chunks_exact(stride).zip(out.chunks_exact_mut(d)) {
-        let q = &row[q_at..q_at + d];
-        let mut j = 0;
-        while j + WIDE <= len {
-            let mut acc = [0f32; WIDE];
-            acc.copy_from_slice(&bias[j..j + WIDE]);
-            for (c, &qc) in q.iter().enumerate() {
-                let k = &kt[c * len + j..c * len + j + WIDE];
-                for (a, &kv) in acc.iter_mut().zip(k) {
-                    *a = qc.mul_add(kv, *a);
-                }
+    let mut rows = qkv.chunks_exact(stride).zip(out.chunks_exact_mut(d));
+    loop {
+        match (rows.next(), rows.next()) {
+            (Some((r0, o0)), Some((r1, o1))) => {
+                let q = [&r0[q_at..q_at + d], &r1[q_at..q_at + d]];
+                attend_block::<2>(q, d, bias, kt, vv, scores, &mut [o0, o1]);
             }
-            scores[j..j + WIDE].copy_from_slice(&acc);
-            j += WIDE;
-        }
-        for j in j..len {
-            scores[j] = q
-                .iter()
-                .enumerate()
-                .fold(bias[j], |s, (c, &qc)| qc.mul_add(kt[c * len + j], s));
-        }
-        let max = max_of(scores);
-        for s in scores.iter_mut() {
-            *s = exp(*s - max);
-        }
-        let inv = 1.0 / sum_of(scores);
-        // The context a lane-wide slice of the head at a time, four keys
-        // per step into four accumulators.
-        let mut c0 = 0;
-        while c0 + LANES <= d {
-            let mut acc = [[0f32; LANES]; 4];
-            let mut p4 = scores.chunks_exact(4);
-            let mut v4 = vv.chunks_exact(4 * d);
-            for (p, v) in (&mut p4).zip(&mut v4) {
-                for (t, a) in acc.iter_mut().enumerate() {
-                    let x = &v[t * d + c0..t * d + c0 + LANES];
-                    for (a, &x) in a.iter_mut().zip(x) {
-                        *a = p[t].mul_add(x, *a);
-                    }
-                }
+            (Some((r0, o0)), None) => {
+                attend_block::<1>([&r0[q_at..q_at + d]], d, bias, kt, vv, scores, &mut [o0]);
+                break;
             }
-            for (&p, v) in p4.remainder().iter().zip(v4.remainder().chunks_exact(d)) {
-                for (a, &x) in acc[0].iter_mut().zip(&v[c0..c0 + LANES]) {
-                    *a = p.mul_add(x, *a);
-                }
-            }
-            for (l, x) in o[c0..c0 + LANES].iter_mut().enumerate() {
-                *x = (acc[0][l] + acc[1][l] + acc[2][l] + acc[3][l]) * inv;
-            }
-            c0 += LANES;
-        }
-        for c in c0..d {
-            o[c] = scores.iter().zip(vv.chunks_exact(d)).map(|(&p, v)| p * v[c]).sum::<f32>() * inv;
+            _ => break,
         }
     }
 });
@@ -493,8 +550,8 @@ impl CustomOp2 for Attention {
         let tasks = b * self.heads;
         let next = std::sync::atomic::AtomicUsize::new(0);
         let work = |results: &mut Vec<(usize, Vec<f32>)>| {
-            let (mut kt, mut vv, mut scores) =
-                (vec![0f32; d * len], vec![0f32; len * d], vec![0f32; len]);
+            let (mut kt, mut vv) = (vec![0f32; d * len], vec![0f32; len * d]);
+            let mut scores = vec![vec![0f32; len]; 2];
             loop {
                 let t = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if t >= tasks {
