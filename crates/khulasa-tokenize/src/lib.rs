@@ -28,8 +28,14 @@ pub struct Encoding {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizeError {
+    /// A `tokenizer.json` file could not be read or used.
     #[error("{path}: {message}")]
     Load { path: PathBuf, message: String },
+    /// A `tokenizer.json` text is not a tokenizer either implementation
+    /// can run.
+    #[error("invalid tokenizer: {0}")]
+    Invalid(String),
+    /// Encoding a text failed (only Hugging Face's implementation can).
     #[error("tokenizing failed: {0}")]
     Encode(String),
 }
@@ -65,13 +71,17 @@ impl Tokenizer {
             message,
         };
         let json = std::fs::read_to_string(path).map_err(|e| load_error(e.to_string()))?;
-        Self::from_json(&json, backend).map_err(load_error)
+        Self::from_json(&json, backend).map_err(|e| match e {
+            TokenizeError::Invalid(message) => load_error(message),
+            other => other,
+        })
     }
 
     /// Loads a `tokenizer.json` already read.
-    pub fn from_json(json: &str, backend: Backend) -> Result<Self, String> {
+    pub fn from_json(json: &str, backend: Backend) -> Result<Self, TokenizeError> {
+        let invalid = |e: String| TokenizeError::Invalid(e);
         if backend == Backend::Auto {
-            match SentencePiece::from_json(json).map_err(|e| e.to_string())? {
+            match SentencePiece::from_json(json).map_err(|e| invalid(e.to_string()))? {
                 Ok(sp) => {
                     let (head, tail) = sp.special_tokens();
                     let (head, tail) = (head.to_vec(), tail.to_vec());
@@ -87,11 +97,14 @@ impl Tokenizer {
                 }
             }
         }
-        let mut tokenizer: tokenizers::Tokenizer = json.parse().map_err(|e| format!("{e}"))?;
+        let mut tokenizer: tokenizers::Tokenizer =
+            json.parse().map_err(|e| invalid(format!("{e}")))?;
         // Windowing and batching are the caller's: never cut nor pad.
-        tokenizer.with_truncation(None).map_err(|e| e.to_string())?;
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| invalid(e.to_string()))?;
         tokenizer.with_padding(None);
-        let (head, tail) = hf_special_tokens(&tokenizer)?;
+        let (head, tail) = hf_special_tokens(&tokenizer).map_err(invalid)?;
         Ok(Self {
             inner: Inner::HuggingFace(Box::new(tokenizer)),
             head,
@@ -143,4 +156,24 @@ fn hf_special_tokens(tokenizer: &tokenizers::Tokenizer) -> Result<(Vec<u32>, Vec
         .rposition(|&s| s == 0)
         .map_or(ids.len(), |i| i + 1);
     Ok((ids[..first].to_vec(), ids[last..].to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let missing = Path::new("/nonexistent/tokenizer.json");
+        match Tokenizer::from_file(missing, Backend::Auto) {
+            Err(TokenizeError::Load { path, .. }) => assert_eq!(path, missing),
+            other => panic!("expected a load error, got {:?}", other.err()),
+        }
+        for backend in [Backend::Auto, Backend::HuggingFace] {
+            assert!(matches!(
+                Tokenizer::from_json("{not json", backend),
+                Err(TokenizeError::Invalid(_))
+            ));
+        }
+    }
 }
