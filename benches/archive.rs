@@ -22,6 +22,7 @@ use std::time::Duration;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use khulasa::archive::{self, ArchiveOptions, Engine, remote::RemoteOptions, sink::Format};
+use khulasa::eval::read_devset;
 use khulasa::proto::analyzer_client::AnalyzerClient;
 use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
 use khulasa::service::metrics::Metrics;
@@ -30,17 +31,11 @@ use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
 use khulasa_candle::{CandleEncoder, LoadOptions};
 
 fn fixture_texts(root: &Path) -> Vec<String> {
-    let mut texts: Vec<String> =
-        std::fs::read_to_string(root.join("tests/fixtures/devset/devset.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+    let mut texts: Vec<String> = read_devset(&root.join("tests/fixtures/devset/devset.jsonl"))
+        .unwrap()
+        .into_iter()
+        .map(|a| a.text)
+        .collect();
     let mut pages: Vec<PathBuf> = std::fs::read_dir(root.join("tests/fixtures/pages"))
         .unwrap()
         .map(|e| e.unwrap().path())

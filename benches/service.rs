@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use khulasa::eval::read_devset;
 use khulasa::proto;
 use khulasa::proto::analyzer_client::AnalyzerClient;
 use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
@@ -205,18 +206,12 @@ fn main() {
         .collect();
     let mode = args.iter().find(|a| !a.ends_with(".txt")).cloned();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let articles: Vec<String> =
-        std::fs::read_to_string(root.join("tests/fixtures/devset/devset.jsonl"))
-            .unwrap()
-            .lines()
-            .take(8)
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+    let articles: Vec<String> = read_devset(&root.join("tests/fixtures/devset/devset.jsonl"))
+        .unwrap()
+        .into_iter()
+        .take(8)
+        .map(|a| a.text)
+        .collect();
     let single = match args.iter().find(|a| a.ends_with(".txt")) {
         Some(path) => std::fs::read_to_string(path).unwrap(),
         None => articles[0].clone(),

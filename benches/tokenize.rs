@@ -10,6 +10,7 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use khulasa::eval::read_devset;
 use khulasa_tokenize::{Backend, Tokenizer};
 
 fn rss_mib() -> f64 {
@@ -24,17 +25,11 @@ fn rss_mib() -> f64 {
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = root.join("models/multilingual-e5-small/tokenizer.json");
-    let texts: Vec<String> =
-        std::fs::read_to_string(root.join("tests/fixtures/devset/devset.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+    let texts: Vec<String> = read_devset(&root.join("tests/fixtures/devset/devset.jsonl"))
+        .unwrap()
+        .into_iter()
+        .map(|a| a.text)
+        .collect();
     // Each backend in turn, in that order, so the memory each adds is read
     // off the same baseline.
     for backend in [Backend::Auto, Backend::HuggingFace] {
