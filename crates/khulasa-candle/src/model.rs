@@ -8,7 +8,7 @@
 //!   f32 as they are looked up;
 //! - query, key and value are one matmul, with 1/√d folded into the query
 //!   weights at load;
-//! - the masked softmax and every matmul's epilogue are our own vectorised
+//! - every matmul's epilogue is one of our own vectorised
 //!   kernels ([`crate::ops`]): bias (+ GELU) after the up projection and the
 //!   query/key/value one, bias + residual + layer norm after the two others,
 //!   each one pass over the matmul's output;
@@ -398,7 +398,9 @@ impl Backbone {
             let k = part.get(1)?.contiguous()?;
             let v = part.get(2)?.contiguous()?;
             let scores = q.matmul(&k.t()?)?;
-            let probs = crate::ops::masked_softmax(&scores, &key_bias.narrow(0, start, r)?)?;
+            let probs = candle_nn::ops::softmax_last_dim(
+                &scores.broadcast_add(&key_bias.narrow(0, start, r)?)?,
+            )?;
             // [r, heads, len, d] → [r, len, heads, d]
             contexts.push(probs.matmul(&v)?.transpose(1, 2)?);
         }

@@ -190,108 +190,6 @@ fn sum_of(xs: &[f32]) -> f32 {
     chunks.remainder().iter().sum::<f32>() + lanes.iter().sum::<f32>()
 }
 
-dispatch!(softmax_rows(src: &[f32], bias: &[f32], dst: &mut [f32], len: usize) {
-    for (row, out) in src.chunks_exact(len).zip(dst.chunks_exact_mut(len)) {
-        for ((o, &s), &b) in out.iter_mut().zip(row).zip(bias) {
-            *o = s + b;
-        }
-        let max = max_of(out);
-        for o in out.iter_mut() {
-            *o = exp(*o - max);
-        }
-        let inv = 1.0 / sum_of(out);
-        for o in out.iter_mut() {
-            *o *= inv;
-        }
-    }
-});
-
-struct MaskedSoftmax;
-
-impl CustomOp2 for MaskedSoftmax {
-    fn name(&self) -> &'static str {
-        "khulasa-masked-softmax"
-    }
-
-    /// `s1`: scores `[rows, heads, len, len]`; `s2`: key bias `[rows, 1, 1, len]`.
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(scores), CpuStorage::F32(bias)) = (s1, s2) else {
-            candle_core::bail!("{}: f32 only", self.name());
-        };
-        let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("{}: contiguous inputs only", self.name());
-        };
-        let (scores, bias) = (&scores[a..b], &bias[c..d]);
-        let (rows, heads, queries, len) = l1.shape().dims4()?;
-        if bias.len() != rows * len {
-            candle_core::bail!("{}: the bias must be [rows, 1, 1, len]", self.name());
-        }
-        let mut dst = vec![0f32; scores.len()];
-        let per_row = heads * queries * len;
-        let threads = threads();
-        // Work in whole attention rows (one bias each), shared over threads.
-        let rows_per_thread = rows.div_ceil(threads).max(1);
-        if threads > 1 && rows > 1 && scores.len() >= PARALLEL_MIN {
-            std::thread::scope(|s| {
-                for ((src, out), bias) in scores
-                    .chunks(rows_per_thread * per_row)
-                    .zip(dst.chunks_mut(rows_per_thread * per_row))
-                    .zip(bias.chunks(rows_per_thread * len))
-                {
-                    s.spawn(move || {
-                        for ((src, out), bias) in src
-                            .chunks(per_row)
-                            .zip(out.chunks_mut(per_row))
-                            .zip(bias.chunks(len))
-                        {
-                            softmax_rows(src, bias, out, len);
-                        }
-                    });
-                }
-            });
-        } else if threads > 1 && scores.len() >= PARALLEL_MIN {
-            // One attention row: split its queries instead.
-            let chunk = (heads * queries).div_ceil(threads) * len;
-            std::thread::scope(|s| {
-                for (src, out) in scores.chunks(chunk).zip(dst.chunks_mut(chunk)) {
-                    s.spawn(move || softmax_rows(src, bias, out, len));
-                }
-            });
-        } else {
-            for ((src, out), bias) in scores
-                .chunks(per_row)
-                .zip(dst.chunks_mut(per_row))
-                .zip(bias.chunks(len))
-            {
-                softmax_rows(src, bias, out, len);
-            }
-        }
-        Ok((CpuStorage::F32(dst), l1.shape().clone()))
-    }
-}
-
-/// softmax(scores + key_bias) over the last dimension: the fused kernel for
-/// contiguous f32 on the CPU, Candle's ops anywhere else.
-pub(crate) fn masked_softmax(scores: &Tensor, key_bias: &Tensor) -> Result<Tensor> {
-    if scores.device().is_cpu()
-        && scores.dtype() == candle_core::DType::F32
-        && scores.is_contiguous()
-        && key_bias.is_contiguous()
-        && scores.rank() == 4
-    {
-        scores.apply_op2_no_bwd(key_bias, &MaskedSoftmax)
-    } else {
-        candle_nn::ops::softmax_last_dim(&scores.broadcast_add(key_bias)?)
-    }
-}
-
 /// erf(x) for f32, |error| < 2e-7 (clamped to ±4, where erf is ±1 in f32).
 #[inline(always)]
 fn erf<M: MulAdd>(x: f32) -> f32 {
@@ -839,7 +737,6 @@ mod tests {
             assert_eq!(simd(), width);
             bias_and_gelu_agree_with_candles_ops_split_or_not();
             residual_norm_agrees_with_candles_ops_split_or_not();
-            masked_softmax_matches_candles_ops_in_every_threading_path();
             attention_agrees_with_candles_ops();
         }
         cap_simd_for_tests(Simd::Avx512);
@@ -942,51 +839,5 @@ mod tests {
             assert!((a - b).abs() <= 3e-7 * b, "{x}: {a} vs {b}");
         }
         assert_eq!(exp(f32::MIN + 3.0), 0.0);
-    }
-
-    #[test]
-    fn masked_softmax_matches_candles_ops_in_every_threading_path() {
-        let dev = candle_core::Device::Cpu;
-        // rows > 1 (split by rows), one big row (split by queries), tiny.
-        for (rows, heads, len) in [(3, 12, 64), (1, 12, 128), (2, 2, 5)] {
-            let n = rows * heads * len * len;
-            let scores: Vec<f32> = (0..n)
-                .map(|i| ((i * 7919) % 1000) as f32 / 97.0 - 5.0)
-                .collect();
-            let scores = Tensor::from_vec(scores, (rows, heads, len, len), &dev).unwrap();
-            // The last two keys of every row but the first are masked.
-            let bias: Vec<f32> = (0..rows * len)
-                .map(|i| {
-                    if i / len > 0 && i % len >= len - 2 {
-                        f32::MIN
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let bias = Tensor::from_vec(bias, (rows, 1, 1, len), &dev).unwrap();
-            let ours = masked_softmax(&scores, &bias).unwrap();
-            let reference = candle_nn::ops::softmax(
-                &scores.broadcast_add(&bias).unwrap(),
-                candle_core::D::Minus1,
-            )
-            .unwrap();
-            let diff = (ours.clone() - reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(diff < 1e-6, "{rows}x{heads}x{len}: {diff}");
-            if rows > 1 {
-                let masked = ours.get(1).unwrap().get(0).unwrap().get(0).unwrap();
-                let masked = masked.to_vec1::<f32>().unwrap();
-                assert_eq!(&masked[len - 2..], &[0.0, 0.0]);
-            }
-        }
     }
 }
