@@ -7,6 +7,7 @@ use khulasa_analysis::{
     Analysis, AnalysisError, AnalysisRequest, Analyzer, FocusChoice, LabelScore, LabelSet,
     LabelSetChoice, StanceResult, SummaryBudget, SummaryResult, Tasks,
 };
+use khulasa_embed::{EncodeError, StopReason, StopToken};
 use khulasa_text::{CleanOptions, Page};
 use serde::{Deserialize, Serialize};
 
@@ -123,21 +124,43 @@ impl ArticleOutput {
 pub fn run(analyzer: &Analyzer, input: &ArticleInput, options: &RunOptions) -> ArticleOutput {
     match try_run(analyzer, input, options) {
         Ok(out) => out,
-        Err(PipelineError::Invalid(m)) => {
-            ArticleOutput::failed(input.id.clone(), "invalid_argument", m)
-        }
-        Err(PipelineError::Internal(m)) => ArticleOutput::failed(input.id.clone(), "internal", m),
+        Err(e) => ArticleOutput::failed(input.id.clone(), e.code(), e.to_string()),
     }
 }
 
 /// Why an input failed.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PipelineError {
     /// The input or its options are at fault.
     Invalid(String),
+    /// The caller went away or its deadline passed; the work was dropped.
+    Stopped(StopReason),
     /// Something failed inside.
     Internal(String),
 }
+
+impl PipelineError {
+    /// The code of an error record (`khulasa analyze`'s `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_argument",
+            Self::Stopped(StopReason::Cancelled) => "cancelled",
+            Self::Stopped(StopReason::DeadlineExceeded) => "deadline_exceeded",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(m) | Self::Internal(m) => f.write_str(m),
+            Self::Stopped(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl std::error::Error for PipelineError {}
 
 impl From<AnalysisError> for PipelineError {
     fn from(e: AnalysisError) -> Self {
@@ -145,8 +168,15 @@ impl From<AnalysisError> for PipelineError {
             AnalysisError::UnknownLabelSet(_)
             | AnalysisError::InvalidRequest(_)
             | AnalysisError::Data { .. } => Self::Invalid(e.to_string()),
+            AnalysisError::Encode(EncodeError::Stopped(r)) => Self::Stopped(r),
             _ => Self::Internal(e.to_string()),
         }
+    }
+}
+
+impl From<StopReason> for PipelineError {
+    fn from(r: StopReason) -> Self {
+        Self::Stopped(r)
     }
 }
 
@@ -171,15 +201,18 @@ pub fn try_run(
     input: &ArticleInput,
     options: &RunOptions,
 ) -> Result<ArticleOutput, PipelineError> {
-    analyze_input(analyzer, input, options).map(ArticleOutput::from)
+    analyze_input(analyzer, input, options, &StopToken::never()).map(ArticleOutput::from)
 }
 
-/// Cleans and analyses one input.
+/// Cleans and analyses one input; `stop` is checked between stages and by
+/// the encoder between forward passes.
 pub fn analyze_input(
     analyzer: &Analyzer,
     input: &ArticleInput,
     options: &RunOptions,
+    stop: &StopToken,
 ) -> Result<Analyzed, PipelineError> {
+    stop.check()?;
     let started = std::time::Instant::now();
     let page = match (&input.text, &input.html) {
         (Some(t), None) => Page::Text(t),
@@ -205,6 +238,7 @@ pub fn analyze_input(
         article.main_story.title = input.title.clone().filter(|t| !t.trim().is_empty());
     }
     let clean_ms = started.elapsed().as_secs_f64() * 1e3;
+    stop.check()?;
     let request = AnalysisRequest {
         tasks: options.tasks,
         label_set: match &input.label_set {
@@ -220,7 +254,7 @@ pub fn analyze_input(
     };
     let analysis_started = std::time::Instant::now();
     let offsets_in = article.extracted_text.as_deref().unwrap_or(source);
-    let analysis = analyzer.analyze(&article, offsets_in, &request)?;
+    let analysis = analyzer.analyze_until(&article, offsets_in, &request, stop)?;
     Ok(Analyzed {
         id: input.id.clone(),
         article,

@@ -22,7 +22,7 @@ mod vectors;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use khulasa_embed::{EncodeError, InputKind, TextEncoder};
+use khulasa_embed::{EncodeError, InputKind, StopToken, TextEncoder};
 use khulasa_text::CleanedArticle;
 use serde::Serialize;
 
@@ -215,9 +215,12 @@ impl Analyzer {
             &background,
         );
         let target = data.default_target();
-        let target_vec = mean_unit(&queries(e, &target.description)?, dim);
+        let target_vec = mean_unit(&queries(e, &target.description, &StopToken::never())?, dim);
         let default_target = PreparedTarget::new(target.id.clone(), target_vec, &background);
-        let focus_vec = mean_unit(&queries(e, &data.focus.description)?, dim);
+        let focus_vec = mean_unit(
+            &queries(e, &data.focus.description, &StopToken::never())?,
+            dim,
+        );
         let focus = prepare_focus(
             focus_vec,
             summary_background.as_ref().unwrap_or(&background),
@@ -235,7 +238,7 @@ impl Analyzer {
             focus,
         };
         for set in analyzer.data.label_sets.values() {
-            analyzer.topic_model(set)?;
+            analyzer.topic_model(set, &StopToken::never())?;
         }
         tracing::info!(
             label_sets = analyzer.data.label_sets.len(),
@@ -263,11 +266,26 @@ impl Analyzer {
         source: &str,
         request: &AnalysisRequest,
     ) -> Result<Analysis, AnalysisError> {
+        self.analyze_until(article, source, request, &StopToken::never())
+    }
+
+    /// [`Analyzer::analyze`] for a caller that may go away: `stop` is
+    /// checked between stages and by the encoder between forward passes;
+    /// once it fires the analysis ends with [`EncodeError::Stopped`].
+    pub fn analyze_until(
+        &self,
+        article: &CleanedArticle,
+        source: &str,
+        request: &AnalysisRequest,
+        stop: &StopToken,
+    ) -> Result<Analysis, AnalysisError> {
+        stop.check().map_err(EncodeError::from)?;
         let vectors = vectors::article_vectors(
             self.encoder.as_ref(),
             article,
             source,
             self.options.sentence_vectors,
+            stop,
         )?;
         let all: Vec<&[f32]> = vectors.sentences.iter().map(Vec::as_slice).collect();
         let body: Vec<usize> = (0..article.sentences.len())
@@ -275,9 +293,10 @@ impl Analyzer {
             .collect();
 
         let topics = if request.tasks.topics && !article.sentences.is_empty() {
+            stop.check().map_err(EncodeError::from)?;
             let model = match &request.label_set {
                 LabelSetChoice::Default => {
-                    self.topic_model(&self.data.label_sets[&self.data.default_label_set])?
+                    self.topic_model(&self.data.label_sets[&self.data.default_label_set], stop)?
                 }
                 LabelSetChoice::Named(name) => {
                     let set = self
@@ -285,11 +304,11 @@ impl Analyzer {
                         .label_sets
                         .get(name)
                         .ok_or_else(|| AnalysisError::UnknownLabelSet(name.clone()))?;
-                    self.topic_model(set)?
+                    self.topic_model(set, stop)?
                 }
                 LabelSetChoice::Inline(set) => {
                     set.validate().map_err(AnalysisError::InvalidRequest)?;
-                    self.topic_model(set)?
+                    self.topic_model(set, stop)?
                 }
             };
             Some(model.classify(&vectors.article, &all))
@@ -298,9 +317,10 @@ impl Analyzer {
         };
 
         let stance = if request.tasks.stance && !article.sentences.is_empty() {
+            stop.check().map_err(EncodeError::from)?;
             let target = match &request.target {
                 None => None,
-                Some(t) => Some(self.prepare_target(t)?),
+                Some(t) => Some(self.prepare_target(t, stop)?),
             };
             let target = target.as_ref().unwrap_or(&self.default_target);
             let sentences: Vec<(usize, &str, &[f32])> = article
@@ -315,6 +335,7 @@ impl Analyzer {
         };
 
         let summary = if request.tasks.summary {
+            stop.check().map_err(EncodeError::from)?;
             let custom;
             let focus = match &request.focus {
                 FocusChoice::Default => Some(&self.focus),
@@ -322,7 +343,7 @@ impl Analyzer {
                 FocusChoice::Text(t) => {
                     check_free_text("focus", t)?;
                     let v = mean_unit(
-                        &queries(self.encoder.as_ref(), std::slice::from_ref(t))?,
+                        &queries(self.encoder.as_ref(), std::slice::from_ref(t), stop)?,
                         self.dim(),
                     );
                     custom = prepare_focus(
@@ -362,17 +383,25 @@ impl Analyzer {
         self.encoder.info().dim
     }
 
-    fn prepare_target(&self, text: &str) -> Result<PreparedTarget, AnalysisError> {
+    fn prepare_target(
+        &self,
+        text: &str,
+        stop: &StopToken,
+    ) -> Result<PreparedTarget, AnalysisError> {
         check_free_text("target", text)?;
         let v = mean_unit(
-            &queries(self.encoder.as_ref(), &[text.to_string()])?,
+            &queries(self.encoder.as_ref(), &[text.to_string()], stop)?,
             self.dim(),
         );
         Ok(PreparedTarget::new(text.to_string(), v, &self.background))
     }
 
     /// The prepared model of `set`, built once per distinct content.
-    fn topic_model(&self, set: &LabelSet) -> Result<Arc<TopicModel>, AnalysisError> {
+    fn topic_model(
+        &self,
+        set: &LabelSet,
+        stop: &StopToken,
+    ) -> Result<Arc<TopicModel>, AnalysisError> {
         let key = set.fingerprint();
         if let Some(m) = self.topic_models.lock().expect("not poisoned").get(&key) {
             return Ok(m.clone());
@@ -381,7 +410,7 @@ impl Analyzer {
         let descriptions = set
             .labels
             .iter()
-            .map(|l| queries(e, &l.description))
+            .map(|l| queries(e, &l.description, stop))
             .collect::<Result<Vec<_>, _>>()?;
         let examples = set
             .labels
@@ -391,7 +420,7 @@ impl Analyzer {
                 if refs.is_empty() {
                     Ok(Vec::new())
                 } else {
-                    e.embed(&refs, InputKind::Passage)
+                    e.embed_until(&refs, InputKind::Passage, stop)
                 }
             })
             .collect::<Result<Vec<_>, EncodeError>>()?;
@@ -412,13 +441,17 @@ impl Analyzer {
     }
 }
 
-fn queries(e: &dyn TextEncoder, texts: &[String]) -> Result<Vec<Vec<f32>>, EncodeError> {
+fn queries(
+    e: &dyn TextEncoder,
+    texts: &[String],
+    stop: &StopToken,
+) -> Result<Vec<Vec<f32>>, EncodeError> {
     let refs: Vec<&str> = texts
         .iter()
         .map(String::as_str)
         .filter(|t| !t.trim().is_empty())
         .collect();
-    e.embed(&refs, InputKind::Query)
+    e.embed_until(&refs, InputKind::Query, stop)
 }
 
 fn prepare_focus(vector: Vec<f32>, background: &[Vec<f32>]) -> PreparedFocus {

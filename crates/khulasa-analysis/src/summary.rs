@@ -94,6 +94,13 @@ pub(crate) struct PreparedFocus {
     pub calibration: Calibration,
 }
 
+/// Most sentences a summary may ask for; larger budgets are cut to this.
+pub const MAX_SUMMARY_SENTENCES: usize = 100;
+/// Most candidate sentences (the story's first ones): the similarity matrix
+/// is n × n, so this bounds its memory (4 MB) and time whatever the cleaner
+/// lets through.
+pub const MAX_CANDIDATES: usize = 1000;
+
 /// Relevance floor: a focus-mode sentence must be at least this many
 /// background deviations closer to the focus than usual (the background is
 /// in-domain news, so a small number; chosen on the dev set).
@@ -114,6 +121,7 @@ pub(crate) fn summarise(
     budget: &SummaryBudget,
 ) -> SummaryResult {
     let mode = if focus.is_some() { "focus" } else { "generic" };
+    let candidates = &candidates[..candidates.len().min(MAX_CANDIDATES)];
     let n = candidates.len();
     if n == 0 {
         return SummaryResult {
@@ -171,7 +179,7 @@ pub(crate) fn summarise(
         };
     }
 
-    let mut limit = budget.max_sentences.max(1);
+    let mut limit = budget.max_sentences.clamp(1, MAX_SUMMARY_SENTENCES);
     if budget.ratio > 0.0 {
         limit = limit.min(((budget.ratio * n as f32).round() as usize).max(1));
     }
@@ -227,13 +235,10 @@ fn pacsum(sim: &[Vec<f32>]) -> Vec<f32> {
     if n < 2 {
         return vec![1.0; n];
     }
-    let off: Vec<f32> = (0..n)
+    let (lo, hi) = (0..n)
         .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
         .map(|(i, j)| sim[i][j])
-        .collect();
-    let (lo, hi) = off
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        .fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
     let threshold = lo + BETA * (hi - lo);
     let c: Vec<f32> = (0..n)
         .map(|i| {

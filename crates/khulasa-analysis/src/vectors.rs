@@ -2,7 +2,7 @@
 //! methods: pooling token states from one pass over the whole story (cheap),
 //! or embedding every sentence on its own (as the label prototypes are).
 
-use khulasa_embed::{EncodeError, InputKind, TextEncoder};
+use khulasa_embed::{EncodeError, InputKind, StopToken, TextEncoder};
 use khulasa_text::CleanedArticle;
 use serde::Serialize;
 
@@ -33,6 +33,30 @@ pub(crate) struct ArticleVectors {
     /// Sentence vectors for the summary when they differ from `sentences`
     /// (pooled: centred on the article, see [`CENTERING`]).
     pub for_summary: Option<Vec<Vec<f32>>>,
+}
+
+/// Most bytes of one sentence that are embedded. A sentence is a few dozen
+/// tokens; this only bounds pathological ones (a 1 MB "word"), whose vector
+/// is then that of its first ~500 tokens at most, one window.
+const MAX_SENTENCE_BYTES: usize = 2048;
+/// Most bytes of the story embedded for the whole-story vector (its lead,
+/// where news carries its topic): at most a few windows per article.
+const MAX_STORY_BYTES: usize = 16 * 1024;
+
+/// Most bytes of the story read in one pass by the pooled method.
+const MAX_POOLED_STORY_BYTES: usize = 256 * 1024;
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a char
+/// boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Weight of the title in the article vector.
@@ -107,7 +131,7 @@ pub(crate) fn in_context(
         spans.push(run_spans);
     }
     let refs: Vec<&str> = paragraphs.iter().map(String::as_str).collect();
-    let states = encoder.token_states(&refs, InputKind::Passage)?;
+    let states = encoder.token_states_until(&refs, InputKind::Passage, &StopToken::never())?;
     let mut out = Vec::with_capacity(texts.len());
     for (states, spans) in states.iter().zip(spans) {
         let mut run: Vec<Vec<f32>> = spans
@@ -125,6 +149,7 @@ pub(crate) fn article_vectors(
     article: &CleanedArticle,
     source: &str,
     method: SentenceVectors,
+    stop: &StopToken,
 ) -> Result<ArticleVectors, EncodeError> {
     let dim = encoder.info().dim;
     let body = article.main_story.text.as_str();
@@ -138,16 +163,20 @@ pub(crate) fn article_vectors(
     }
     match method {
         SentenceVectors::Separate => {
-            let mut texts: Vec<&str> = article.sentences.iter().map(|s| s.text.as_str()).collect();
+            let mut texts: Vec<&str> = article
+                .sentences
+                .iter()
+                .map(|s| prefix(&s.text, MAX_SENTENCE_BYTES))
+                .collect();
             texts.push(if body.is_empty() {
                 title.unwrap_or("")
             } else {
-                body
+                prefix(body, MAX_STORY_BYTES)
             });
             if let Some(t) = title {
-                texts.push(t);
+                texts.push(prefix(t, MAX_SENTENCE_BYTES));
             }
-            let mut vectors = encoder.embed(&texts, InputKind::Passage)?;
+            let mut vectors = encoder.embed_until(&texts, InputKind::Passage, stop)?;
             let title_vec = title.map(|_| vectors.pop().expect("title embedded"));
             let body_vec = vectors.pop().expect("body embedded");
             let article_vec = match &title_vec {
@@ -164,25 +193,36 @@ pub(crate) fn article_vectors(
         }
         SentenceVectors::Pooled => {
             // One text: the story's paragraphs (title first) as they are in
-            // the source, so sentence spans map by a per-part shift.
+            // the source, so sentence spans map by a per-part shift. Only
+            // the part that has sentences is read (they may stop at the
+            // cleaner's cap), and at most MAX_POOLED_STORY_BYTES of it;
+            // sentences past that get no vector.
+            let last_end = article.sentences.last().map_or(0, |s| s.span.end);
             let parts: Vec<std::ops::Range<usize>> = article
                 .main_story
                 .title_span
                 .iter()
                 .chain(&article.main_story.paragraphs)
                 .map(|s| s.range())
+                .filter(|r| r.start < last_end)
+                .map(|r| r.start..r.end.min(last_end))
                 .collect();
             let mut story = String::new();
             let mut shifts = Vec::with_capacity(parts.len());
             for p in &parts {
+                if story.len() >= MAX_POOLED_STORY_BYTES {
+                    break;
+                }
                 if !story.is_empty() {
                     story.push_str("\n\n");
                 }
+                let part = prefix(&source[p.clone()], MAX_POOLED_STORY_BYTES - story.len());
+                let p = p.start..p.start + part.len();
                 shifts.push((p.clone(), story.len() as isize - p.start as isize));
-                story.push_str(&source[p.clone()]);
+                story.push_str(part);
             }
             let states = encoder
-                .token_states(&[&story], InputKind::Passage)?
+                .token_states_until(&[&story], InputKind::Passage, stop)?
                 .pop()
                 .expect("one text, one result");
             let map = |r: std::ops::Range<usize>| {

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use khulasa_embed::{EncodeError, InputKind, ModelInfo, TextEncoder, TokenSpan, TokenStates};
+use khulasa_embed::{
+    EncodeError, InputKind, ModelInfo, StopToken, TextEncoder, TokenSpan, TokenStates,
+};
 pub use khulasa_tokenize::Backend as TokenizerBackend;
 use khulasa_tokenize::Tokenizer;
 
@@ -450,14 +452,17 @@ impl CandleEncoder {
     }
 
     /// Runs every job in token-budget batches and hands each job's output
-    /// to `sink` in job order.
+    /// to `sink` in job order. `stop` is checked before every forward pass,
+    /// so a caller that has gone costs at most one more pass.
     fn run<T>(
         &self,
         jobs: &[Job],
+        stop: &StopToken,
         per_batch: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Vec<T>>,
     ) -> Result<Vec<T>, EncodeError> {
         let mut out: Vec<Option<T>> = (0..jobs.len()).map(|_| None).collect();
         for batch in self.batches(jobs) {
+            stop.check()?;
             let rows: Vec<&[u32]> = batch.iter().map(|&i| jobs[i].ids.as_slice()).collect();
             let span = tracing::debug_span!("forward", rows = rows.len(), len = rows[0].len());
             let _enter = span.enter();
@@ -485,12 +490,18 @@ impl TextEncoder for CandleEncoder {
         CandleEncoder::count_tokens(self, text, kind).ok()
     }
 
-    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Vec<Vec<f32>>, EncodeError> {
+    fn embed_until(
+        &self,
+        texts: &[&str],
+        kind: InputKind,
+        stop: &StopToken,
+    ) -> Result<Vec<Vec<f32>>, EncodeError> {
+        stop.check()?;
         let (_, jobs) = self.jobs(texts, kind)?;
         let pooling = self.pooling;
         // Per window: the sum of its pooled token states and how many
         // tokens that sum covers, so windows combine weighted by length.
-        let sums = self.run(&jobs, |hidden, mask| {
+        let sums = self.run(&jobs, stop, |hidden, mask| {
             let (sum, count) = match pooling {
                 Pooling::Mean => {
                     let m = mask.to_dtype(DType::F32)?;
@@ -522,16 +533,18 @@ impl TextEncoder for CandleEncoder {
         Ok(vectors)
     }
 
-    fn token_states(
+    fn token_states_until(
         &self,
         texts: &[&str],
         kind: InputKind,
+        stop: &StopToken,
     ) -> Result<Vec<TokenStates>, EncodeError> {
+        stop.check()?;
         let (prepared, jobs) = self.jobs(texts, kind)?;
         let dim = self.info.dim;
         let skip = self.head.len();
         // Per window: the states of its content tokens only.
-        let window_states = self.run(&jobs, |hidden, _| {
+        let window_states = self.run(&jobs, stop, |hidden, _| {
             let rows = hidden.to_vec3::<f32>()?;
             Ok(rows)
         })?;

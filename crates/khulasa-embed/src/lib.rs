@@ -11,7 +11,10 @@ use std::ops::Range;
 
 use serde::Serialize;
 
+pub mod stop;
 pub mod testing;
+
+pub use crate::stop::{StopReason, StopToken};
 
 /// How a text is going to be used, which selects the model's input prompt
 /// (for e5 models `"query: "` or `"passage: "`, read from the model folder's
@@ -65,6 +68,16 @@ pub enum EncodeError {
     /// The forward pass failed (out of memory, device error, bad shapes).
     #[error("model inference failed: {0}")]
     Inference(String),
+    /// The caller's [`StopToken`] fired (cancelled, or past its deadline)
+    /// before the work was done; what was left of it did not run.
+    #[error("{0}")]
+    Stopped(StopReason),
+}
+
+impl From<StopReason> for EncodeError {
+    fn from(reason: StopReason) -> Self {
+        Self::Stopped(reason)
+    }
 }
 
 /// One token of a text with its contextual vector's place in [`TokenStates`].
@@ -101,8 +114,14 @@ impl TokenStates {
     pub fn pool_span(&self, span: Range<usize>) -> Option<Vec<f32>> {
         let mut sum = vec![0f32; self.dim];
         let mut n = 0usize;
-        for (i, t) in self.tokens.iter().enumerate() {
-            if t.end > span.start && t.start < span.end {
+        // Tokens are in text order: start at the first that ends after the
+        // span starts, so pooling every sentence of an article stays linear.
+        let first = self.tokens.partition_point(|t| t.end <= span.start);
+        for (i, t) in self.tokens.iter().enumerate().skip(first) {
+            if t.start >= span.end {
+                break;
+            }
+            if t.end > span.start {
                 for (s, x) in sum.iter_mut().zip(self.state(i)) {
                     *s += x;
                 }
@@ -126,13 +145,36 @@ pub trait TextEncoder: Send + Sync {
 
     /// One L2-normalised vector per text, in input order. Texts longer than
     /// the model's window are split into overlapping windows and pooled.
-    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Vec<Vec<f32>>, EncodeError>;
+    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Vec<Vec<f32>>, EncodeError> {
+        self.embed_until(texts, kind, &StopToken::never())
+    }
 
     /// Per-token final hidden states of each text, in input order.
     fn token_states(
         &self,
         texts: &[&str],
         kind: InputKind,
+    ) -> Result<Vec<TokenStates>, EncodeError> {
+        self.token_states_until(texts, kind, &StopToken::never())
+    }
+
+    /// [`TextEncoder::embed`] for a caller that may go away: `stop` is
+    /// checked between units of work (forward passes, batches), and once it
+    /// fires the rest is skipped with [`EncodeError::Stopped`].
+    fn embed_until(
+        &self,
+        texts: &[&str],
+        kind: InputKind,
+        stop: &StopToken,
+    ) -> Result<Vec<Vec<f32>>, EncodeError>;
+
+    /// [`TextEncoder::token_states`] with a [`StopToken`], as
+    /// [`TextEncoder::embed_until`].
+    fn token_states_until(
+        &self,
+        texts: &[&str],
+        kind: InputKind,
+        stop: &StopToken,
     ) -> Result<Vec<TokenStates>, EncodeError>;
 
     /// How many tokens the model sees for `text` (special tokens and prompt

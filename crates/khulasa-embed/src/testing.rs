@@ -5,7 +5,9 @@
 //! language; use it to test mechanics (batching, offsets, aggregation),
 //! not quality.
 
-use crate::{EncodeError, InputKind, ModelInfo, TextEncoder, TokenSpan, TokenStates, l2_normalize};
+use crate::{
+    EncodeError, InputKind, ModelInfo, StopToken, TextEncoder, TokenSpan, TokenStates, l2_normalize,
+};
 
 /// The hashing encoder. `dim` should be a few hundred for words to stay
 /// near-orthogonal.
@@ -75,9 +77,14 @@ impl TextEncoder for HashingEncoder {
         &self.info
     }
 
-    fn embed(&self, texts: &[&str], kind: InputKind) -> Result<Vec<Vec<f32>>, EncodeError> {
+    fn embed_until(
+        &self,
+        texts: &[&str],
+        kind: InputKind,
+        stop: &StopToken,
+    ) -> Result<Vec<Vec<f32>>, EncodeError> {
         Ok(self
-            .token_states(texts, kind)?
+            .token_states_until(texts, kind, stop)?
             .into_iter()
             .map(|s| {
                 let mut v = vec![0f32; s.dim];
@@ -95,7 +102,13 @@ impl TextEncoder for HashingEncoder {
         Some(Self::words(text).len() + 2)
     }
 
-    fn token_states(&self, texts: &[&str], _: InputKind) -> Result<Vec<TokenStates>, EncodeError> {
+    fn token_states_until(
+        &self,
+        texts: &[&str],
+        _: InputKind,
+        stop: &StopToken,
+    ) -> Result<Vec<TokenStates>, EncodeError> {
+        stop.check()?;
         Ok(texts
             .iter()
             .map(|t| {
