@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use khulasa::service::{batcher, metrics::Metrics};
+use khulasa::service::server::{self, TransportLimits};
+use khulasa::service::{Limits, batcher, metrics::Metrics};
 use khulasa::{archive, eval, model_dir, pipeline, telemetry};
 use khulasa_analysis::{
     AnalysisData, Analyzer, AnalyzerOptions, FocusChoice, SentenceVectors, SummaryBudget,
@@ -124,12 +125,13 @@ impl AnalysisArgs {
     }
 
     /// An analyzer whose concurrent callers share forward passes through
-    /// the batching encoder (the server, and `analyze` with several workers).
+    /// the batching encoder (the server, and `analyze` with several workers),
+    /// and the liveness of its inference thread.
     fn batched_analyzer(
         &self,
         window: std::time::Duration,
         metrics: std::sync::Arc<Metrics>,
-    ) -> anyhow::Result<Analyzer> {
+    ) -> anyhow::Result<(Analyzer, khulasa::service::Liveness)> {
         let encoder = std::sync::Arc::new(self.model.load()?);
         let batching = batcher::BatchingEncoder::start(
             encoder,
@@ -139,7 +141,8 @@ impl AnalysisArgs {
             },
             metrics,
         );
-        self.analyzer_on(std::sync::Arc::new(batching))
+        let alive = batching.liveness();
+        Ok((self.analyzer_on(std::sync::Arc::new(batching))?, alive))
     }
 
     fn analyzer_on(&self, encoder: std::sync::Arc<dyn TextEncoder>) -> anyhow::Result<Analyzer> {
@@ -230,18 +233,37 @@ enum Command {
         /// Seconds in-flight work may run after SIGTERM/SIGINT.
         #[arg(long, default_value_t = 30)]
         grace_period: u64,
-        /// Articles queued or running before RESOURCE_EXHAUSTED.
-        #[arg(long, default_value_t = 64)]
+        /// Articles (and Embed calls) queued or running before
+        /// RESOURCE_EXHAUSTED.
+        #[arg(long, default_value_t = Limits::default().max_queued)]
         max_queue: usize,
+        /// Bytes of work (article text) queued or running before
+        /// RESOURCE_EXHAUSTED; a request costing more on its own is refused
+        /// with INVALID_ARGUMENT.
+        #[arg(long, default_value_t = Limits::default().max_queued_bytes)]
+        max_queue_bytes: usize,
         /// Most articles per AnalyzeBatch.
         #[arg(long, default_value_t = 64)]
         max_batch: usize,
         /// Largest article in bytes.
-        #[arg(long, default_value_t = 2 << 20)]
+        #[arg(long, default_value_t = Limits::default().max_article_bytes)]
         max_article_bytes: usize,
-        /// Largest request message in bytes.
-        #[arg(long, default_value_t = 16 << 20)]
+        /// Largest request message in bytes (refused on its length prefix,
+        /// before it is read).
+        #[arg(long, default_value_t = Limits::default().max_message_bytes)]
         max_message_bytes: usize,
+        /// Largest response message in bytes.
+        #[arg(long, default_value_t = Limits::default().max_response_bytes)]
+        max_response_bytes: usize,
+        /// Connections open at once; more are closed as soon as accepted.
+        #[arg(long, default_value_t = TransportLimits::default().max_connections)]
+        max_connections: usize,
+        /// Concurrent calls (HTTP/2 streams) per connection.
+        #[arg(long, default_value_t = TransportLimits::default().max_concurrent_streams)]
+        max_concurrent_streams: u32,
+        /// Seconds any call may take, whatever deadline the client set.
+        #[arg(long, default_value_t = TransportLimits::default().request_timeout.as_secs())]
+        request_timeout: u64,
         /// Most articles of one stream in work at once.
         #[arg(long, default_value_t = 8)]
         max_stream_in_flight: usize,
@@ -402,13 +424,17 @@ fn run(command: Command) -> anyhow::Result<()> {
             tls_key,
             grace_period,
             max_queue,
+            max_queue_bytes,
             max_batch,
             max_article_bytes,
             max_message_bytes,
+            max_response_bytes,
+            max_connections,
+            max_concurrent_streams,
+            request_timeout,
             max_stream_in_flight,
             batch_window_ms,
         } => {
-            use khulasa::service::{Limits, server};
             let mut keys: std::collections::HashSet<String> = std::env::var("KHULASA_API_KEYS")
                 .unwrap_or_default()
                 .split(',')
@@ -427,11 +453,21 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             let limits = Limits {
                 max_queued: max_queue.max(1),
+                max_queued_bytes: max_queue_bytes.max(1),
                 max_batch_articles: max_batch.max(1),
                 max_article_bytes,
                 max_message_bytes,
+                max_response_bytes,
                 max_stream_in_flight: max_stream_in_flight.max(1),
                 ..Limits::default()
+            };
+            let transport = TransportLimits {
+                max_connections: max_connections.max(1),
+                max_concurrent_streams: max_concurrent_streams.max(1),
+                request_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
+                // Room for a few largest messages being received at once.
+                decode_budget_bytes: max_message_bytes.saturating_mul(8),
+                ..TransportLimits::default()
             };
             let tls = match (&tls_cert, &tls_key) {
                 (Some(c), Some(k)) => Some((
@@ -463,7 +499,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 }
                 let metrics = std::sync::Arc::new(Metrics::new());
                 let load_metrics = metrics.clone();
-                let load = move || -> anyhow::Result<std::sync::Arc<Analyzer>> {
+                let load = move || -> anyhow::Result<server::Loaded> {
                     let analysis = AnalysisArgs {
                         model: ModelArgs {
                             model: Some(model_dir),
@@ -471,16 +507,20 @@ fn run(command: Command) -> anyhow::Result<()> {
                         },
                         ..analysis
                     };
-                    let analyzer = analysis.batched_analyzer(
+                    let (analyzer, alive) = analysis.batched_analyzer(
                         std::time::Duration::from_millis(batch_window_ms),
                         load_metrics,
                     )?;
-                    Ok(std::sync::Arc::new(analyzer))
+                    Ok(server::Loaded {
+                        analyzer: std::sync::Arc::new(analyzer),
+                        alive: Some(alive),
+                    })
                 };
                 server::serve(
                     listener,
                     server::ServeConfig {
                         limits,
+                        transport,
                         api_keys: keys,
                         grace: std::time::Duration::from_secs(grace_period),
                         metrics: metrics_listener,
@@ -558,6 +598,11 @@ fn run(command: Command) -> anyhow::Result<()> {
                 (0.0..=1.0).contains(&ratio),
                 "--ratio must be between 0 and 1"
             );
+            let most = khulasa_analysis::summary::MAX_SUMMARY_SENTENCES;
+            anyhow::ensure!(
+                (1..=most).contains(&max_sentences),
+                "--max-sentences must be between 1 and {most}"
+            );
             let options = pipeline::RunOptions {
                 label_set: match &labels {
                     Some(l) => pipeline::label_set_choice(l)?,
@@ -577,7 +622,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 tasks: Default::default(),
             };
             let engine = if a.servers.is_empty() {
-                let analyzer = analysis.batched_analyzer(
+                let (analyzer, _) = analysis.batched_analyzer(
                     std::time::Duration::from_millis(4),
                     std::sync::Arc::new(Metrics::new()),
                 )?;

@@ -3,6 +3,8 @@
 //! (codes, BadRequest field violations, health, reflection, auth).
 
 mod common;
+#[path = "service/hostile.rs"]
+mod hostile;
 
 use std::path::Path;
 
@@ -303,23 +305,39 @@ async fn api_keys_guard_the_analyzer_but_not_health() {
 async fn a_full_queue_answers_resource_exhausted_at_once() {
     let server = TestServer::start(
         Limits {
-            max_queued: 0,
+            max_queued: 1,
             ..Limits::default()
         },
         &[],
     )
     .await;
-    let mut client = server.client().await;
-    let started = std::time::Instant::now();
-    let err = client
-        .analyze(proto::AnalyzeRequest {
-            article: Some(article("q", PAGE)),
-            options: None,
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::ResourceExhausted);
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Four at once on a queue of one: the first runs, the others are
+    // refused without waiting for it.
+    let mut calls = Vec::new();
+    for i in 0..4 {
+        let channel = server.channel().await;
+        calls.push(tokio::spawn(async move {
+            let mut client = AnalyzerClient::new(channel);
+            let started = std::time::Instant::now();
+            let r = client
+                .analyze(proto::AnalyzeRequest {
+                    article: Some(article(&format!("q{i}"), PAGE)),
+                    options: None,
+                })
+                .await;
+            (r.map(|_| ()), started.elapsed())
+        }));
+    }
+    let mut exhausted = 0;
+    for call in calls {
+        let (result, took) = call.await.unwrap();
+        if let Err(e) = result {
+            assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+            assert!(took < std::time::Duration::from_secs(5));
+            exhausted += 1;
+        }
+    }
+    assert!(exhausted >= 1, "a queue of one took four articles");
     server.stop().await;
 }
 

@@ -49,6 +49,16 @@ pub(crate) fn article(
             ),
         ));
     }
+    let title_chars = a.title.chars().count();
+    if title_chars > limits.max_title_chars {
+        return Err(invalid(
+            &format!("{field}.title"),
+            format!(
+                "the title has {title_chars} characters; at most {} are accepted",
+                limits.max_title_chars
+            ),
+        ));
+    }
     Ok(ArticleInput {
         id: a.id,
         text,
@@ -116,6 +126,21 @@ pub(crate) fn options(
                     ),
                 ));
             }
+            let bytes: usize = s
+                .labels
+                .iter()
+                .flat_map(|l| l.description.iter().chain(&l.examples))
+                .map(String::len)
+                .sum();
+            if bytes > limits.max_inline_label_set_bytes {
+                return Err(invalid(
+                    &format!("{f}.labels"),
+                    format!(
+                        "{bytes} bytes of descriptions and examples; at most {}",
+                        limits.max_inline_label_set_bytes
+                    ),
+                ));
+            }
             let set = khulasa_analysis::LabelSet {
                 name: if s.name.is_empty() {
                     "inline".into()
@@ -151,6 +176,15 @@ pub(crate) fn options(
         return Err(invalid(
             &format!("{field}.ratio"),
             "must be between 0 and 1",
+        ));
+    }
+    if o.max_sentences as usize > limits.max_summary_sentences {
+        return Err(invalid(
+            &format!("{field}.max_sentences"),
+            format!(
+                "{} sentences; at most {}",
+                o.max_sentences, limits.max_summary_sentences
+            ),
         ));
     }
     if o.generic_summary && !o.focus.trim().is_empty() {
@@ -297,6 +331,9 @@ pub(crate) fn response(
         }),
         model_id: model_id.to_string(),
         timings: Some(timings),
+        // FIXME(text limits): from CleanedArticle once the cleaner reports them.
+        truncated: false,
+        html_extraction: String::new(),
     }
 }
 
@@ -541,7 +578,8 @@ mod tests {
                 focus,
                 ..Default::default()
             };
-            let analyzed = analyze_input(&a, &input, &options).unwrap();
+            let analyzed =
+                analyze_input(&a, &input, &options, &khulasa_embed::StopToken::never()).unwrap();
             let direct = ArticleOutput::from(analyzed.clone());
             let response = response(analyzed, "m", proto::Timings::default());
             let back = result_to_output(proto::AnalyzeResult {

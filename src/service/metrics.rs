@@ -1,20 +1,32 @@
-//! Prometheus metrics and the small HTTP endpoint that serves them on their
-//! own port (`GET /metrics`).
+//! Prometheus metrics and the small HTTP/1.1 server that serves them on
+//! their own port (`GET /metrics`), with a connection limit and timeouts so
+//! that idle or slow clients cannot hold it.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// The service's metrics.
 pub struct Metrics {
     registry: Registry,
     /// Finished requests by RPC and gRPC code.
     pub requests: IntCounterVec,
-    /// Requests admitted and not yet finished.
+    /// Articles (and Embed calls) admitted and not yet finished.
     pub queue_depth: IntGauge,
+    /// Bytes of work admitted and not yet finished.
+    pub queued_bytes: IntGauge,
+    /// Connections closed at once because the connection limit was reached.
+    pub connections_refused: IntCounter,
     /// Texts per model call of the batcher.
     pub batch_texts: Histogram,
     /// Tokens per model call of the batcher (before padding and windowing).
@@ -23,6 +35,8 @@ pub struct Metrics {
     pub stage_seconds: HistogramVec,
     /// Model jobs dropped because their request was cancelled or expired.
     pub dropped_jobs: IntCounter,
+    /// Encoder calls that panicked (their callers got INTERNAL).
+    pub inference_panics: IntCounter,
 }
 
 impl Default for Metrics {
@@ -42,6 +56,16 @@ impl Metrics {
         .expect("valid metric");
         let queue_depth = IntGauge::new("queue_depth", "Requests admitted and not finished")
             .expect("valid metric");
+        let queued_bytes = IntGauge::new(
+            "queued_bytes",
+            "Bytes of work (article text) admitted and not finished",
+        )
+        .expect("valid metric");
+        let connections_refused = IntCounter::new(
+            "connections_refused_total",
+            "Connections closed at once because the connection limit was reached",
+        )
+        .expect("valid metric");
         let batch_texts = Histogram::with_opts(
             HistogramOpts::new("batch_texts", "Texts per model call").buckets(vec![
                 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
@@ -66,13 +90,21 @@ impl Metrics {
             "Model jobs dropped for cancelled or expired requests",
         )
         .expect("valid metric");
+        let inference_panics = IntCounter::new(
+            "inference_panics_total",
+            "Encoder calls that panicked; their callers got INTERNAL",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(queue_depth.clone()),
+            Box::new(queued_bytes.clone()),
+            Box::new(connections_refused.clone()),
             Box::new(batch_texts.clone()),
             Box::new(batch_tokens.clone()),
             Box::new(stage_seconds.clone()),
             Box::new(dropped_jobs.clone()),
+            Box::new(inference_panics.clone()),
         ] {
             registry.register(m).expect("unique metric");
         }
@@ -80,10 +112,13 @@ impl Metrics {
             registry,
             requests,
             queue_depth,
+            queued_bytes,
+            connections_refused,
             batch_texts,
             batch_tokens,
             stage_seconds,
             dropped_jobs,
+            inference_panics,
         }
     }
 
@@ -97,27 +132,68 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>) {
+/// Most metrics connections open at once (scrapers keep one or two).
+const MAX_CONNECTIONS: usize = 32;
+/// How long a client may take to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may live, request and response included.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `GET /metrics` on `listener` until the task is dropped: HTTP/1.1
+/// by hyper, one request per connection, at most [`MAX_CONNECTIONS`] at once
+/// (more are closed at once), each given [`HEADER_TIMEOUT`] to send its
+/// request and [`CONNECTION_TIMEOUT`] in all.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
+        let (socket, _) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                // E.g. out of file descriptors: wait rather than spin.
+                tracing::warn!(error = %e, "metrics accept failed; backing off");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(socket);
             continue;
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = socket.read(&mut buf).await.unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if request.starts_with("GET /metrics") {
-                ("200 OK", metrics.render())
-            } else {
-                ("404 Not Found", "see /metrics\n".to_string())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
+            let _slot = slot;
+            let service = hyper::service::service_fn(move |request| {
+                let metrics = metrics.clone();
+                async move { Ok::<_, std::convert::Infallible>(respond(&request, &metrics)) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(socket), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
         });
     }
+}
+
+fn respond<B>(request: &http::Request<B>, metrics: &Metrics) -> http::Response<Full<Bytes>> {
+    let (status, content_type, body) =
+        if request.method() == http::Method::GET && request.uri().path() == "/metrics" {
+            (
+                http::StatusCode::OK,
+                "text/plain; version=0.0.4",
+                metrics.render(),
+            )
+        } else {
+            (
+                http::StatusCode::NOT_FOUND,
+                "text/plain",
+                "see GET /metrics\n".to_string(),
+            )
+        };
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
 }

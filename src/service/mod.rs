@@ -8,16 +8,18 @@
 //! field violations.
 
 pub mod batcher;
+pub mod codec;
 pub mod convert;
 pub mod metrics;
 pub mod server;
+pub mod wire;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use khulasa_embed::InputKind;
+use khulasa_embed::{EncodeError, InputKind, StopReason, StopToken};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -31,35 +33,99 @@ use metrics::Metrics;
 /// Limits enforced on requests.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Largest request message in bytes.
+    /// Largest request message in bytes (checked on the length prefix,
+    /// before the message is read).
     pub max_message_bytes: usize,
+    /// Largest response message in bytes.
+    pub max_response_bytes: usize,
     /// Largest article in bytes.
     pub max_article_bytes: usize,
+    /// Longest title in characters.
+    pub max_title_chars: usize,
     /// Most articles per AnalyzeBatch.
     pub max_batch_articles: usize,
     /// Most labels in an inline label set.
     pub max_inline_labels: usize,
+    /// Most bytes of descriptions and examples in an inline label set.
+    pub max_inline_label_set_bytes: usize,
     /// Longest target or focus in characters.
     pub max_target_chars: usize,
     /// Most texts per Embed.
     pub max_embed_texts: usize,
     /// Most articles of one stream in work at once.
     pub max_stream_in_flight: usize,
-    /// Articles admitted (queued or running) before RESOURCE_EXHAUSTED.
+    /// Articles (and Embed calls) admitted, queued or running, before
+    /// RESOURCE_EXHAUSTED.
     pub max_queued: usize,
+    /// Bytes of work admitted, queued or running, before RESOURCE_EXHAUSTED
+    /// (see [`cost`]).
+    pub max_queued_bytes: usize,
+    /// Largest summary length a request may ask for.
+    pub max_summary_sentences: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_message_bytes: 16 << 20,
+            max_message_bytes: 8 << 20,
+            max_response_bytes: 64 << 20,
             max_article_bytes: 2 << 20,
+            max_title_chars: 2000,
             max_batch_articles: 64,
             max_inline_labels: khulasa_analysis::data::MAX_LABELS,
+            max_inline_label_set_bytes: 256 << 10,
             max_target_chars: khulasa_analysis::MAX_TARGET_CHARS,
             max_embed_texts: 256,
             max_stream_in_flight: 8,
             max_queued: 64,
+            // On 2 cores the pipeline reads ~50-100 KB of article text a
+            // second, so a full queue is a few minutes of work at most.
+            max_queued_bytes: 16 << 20,
+            max_summary_sentences: khulasa_analysis::summary::MAX_SUMMARY_SENTENCES,
+        }
+    }
+}
+
+/// What requests cost in admission: bytes of the text the pipeline reads.
+pub mod cost {
+    use crate::pipeline::{ArticleInput, RunOptions};
+    use khulasa_analysis::LabelSetChoice;
+
+    /// An article costs at least this much: even a tiny one takes a
+    /// cleaning pass, a handful of encoder calls and a blocking thread.
+    pub const MIN_ARTICLE: usize = 4 << 10;
+
+    /// Bytes of an article's content, title and per-article options.
+    pub fn article(a: &ArticleInput) -> usize {
+        let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        (len(&a.text)
+            + len(&a.html)
+            + len(&a.title)
+            + len(&a.target)
+            + len(&a.focus)
+            + len(&a.label_set))
+        .max(MIN_ARTICLE)
+    }
+
+    /// Bytes of the options' free text: target, focus and an inline label
+    /// set's descriptions and examples (embedded when first seen).
+    pub fn options(o: &RunOptions) -> usize {
+        let labels = match &o.label_set {
+            LabelSetChoice::Inline(set) => set
+                .labels
+                .iter()
+                .flat_map(|l| l.description.iter().chain(&l.examples))
+                .map(String::len)
+                .sum(),
+            _ => 0,
+        };
+        labels + o.target.as_ref().map_or(0, String::len) + focus_len(o)
+    }
+
+    fn focus_len(o: &RunOptions) -> usize {
+        match &o.focus {
+            khulasa_analysis::FocusChoice::Text(t) => t.len(),
+            _ => 0,
         }
     }
 }
@@ -80,6 +146,8 @@ pub enum ServiceError {
     Exhausted,
     /// The call's deadline passed.
     DeadlineExceeded,
+    /// The client cancelled.
+    Cancelled,
     /// Something failed inside.
     Internal(String),
 }
@@ -98,8 +166,9 @@ impl ServiceError {
                 Status::resource_exhausted("the server is at capacity; retry with backoff")
             }
             Self::DeadlineExceeded => {
-                Status::deadline_exceeded("the deadline passed before the work finished")
+                Status::deadline_exceeded(StopReason::DeadlineExceeded.to_string())
             }
+            Self::Cancelled => Status::cancelled(StopReason::Cancelled.to_string()),
             Self::Internal(m) => Status::internal(m),
         }
     }
@@ -110,6 +179,7 @@ impl ServiceError {
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::Exhausted => "RESOURCE_EXHAUSTED",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Cancelled => "CANCELLED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -122,20 +192,79 @@ impl From<PipelineError> for ServiceError {
                 field: "article".into(),
                 message: m,
             },
-            PipelineError::Internal(m) if m.contains("cancelled or timed out") => {
-                Self::DeadlineExceeded
-            }
+            PipelineError::Stopped(r) => r.into(),
             PipelineError::Internal(m) => Self::Internal(m),
         }
     }
 }
 
+impl From<StopReason> for ServiceError {
+    fn from(r: StopReason) -> Self {
+        match r {
+            StopReason::Cancelled => Self::Cancelled,
+            StopReason::DeadlineExceeded => Self::DeadlineExceeded,
+        }
+    }
+}
+
+/// What a service needs of its engine besides the analyzer: whether the
+/// inference thread still runs.
+pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Shared state of the service.
 pub struct State {
-    engine: OnceLock<Arc<khulasa_analysis::Analyzer>>,
+    engine: OnceLock<(Arc<khulasa_analysis::Analyzer>, Option<Liveness>)>,
     limits: Limits,
-    admission: Arc<Semaphore>,
+    articles: Arc<Semaphore>,
+    /// In KiB.
+    bytes: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+}
+
+/// Admission units of [`State::bytes`].
+const KIB: usize = 1024;
+
+/// An admitted request's share of the queue, returned when dropped (when
+/// the work ends, or the call is cancelled or times out).
+pub struct Admitted {
+    articles: OwnedSemaphorePermit,
+    kib: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+    counted: i64,
+}
+
+impl Admitted {
+    /// Splits off one article costing `kib` units (as admitted).
+    fn split(&mut self, kib: usize) -> Admitted {
+        let one = Admitted {
+            articles: self
+                .articles
+                .split(1)
+                .expect("one permit per article admitted"),
+            kib: self
+                .kib
+                .split(kib)
+                .expect("the article's cost was admitted"),
+            metrics: self.metrics.clone(),
+            counted: 1,
+        };
+        self.counted -= 1;
+        one
+    }
+}
+
+/// Admission units (KiB, rounded up) of `bytes`.
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(KIB)
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.metrics.queue_depth.sub(self.counted);
+        self.metrics
+            .queued_bytes
+            .sub((self.kib.num_permits() * KIB) as i64);
+    }
 }
 
 impl State {
@@ -143,29 +272,78 @@ impl State {
     pub fn new(limits: Limits, metrics: Arc<Metrics>) -> Self {
         Self {
             engine: OnceLock::new(),
-            admission: Arc::new(Semaphore::new(limits.max_queued)),
+            articles: Arc::new(Semaphore::new(limits.max_queued.max(1))),
+            bytes: Arc::new(Semaphore::new(
+                limits
+                    .max_queued_bytes
+                    .div_ceil(KIB)
+                    .clamp(1, u32::MAX as usize),
+            )),
             limits,
             metrics,
         }
     }
 
-    /// Installs the loaded analyzer.
-    pub fn set_engine(&self, analyzer: Arc<khulasa_analysis::Analyzer>) {
-        let _ = self.engine.set(analyzer);
+    /// Installs the loaded analyzer; `alive`, when given, says whether its
+    /// inference thread still runs.
+    pub fn set_engine(&self, analyzer: Arc<khulasa_analysis::Analyzer>, alive: Option<Liveness>) {
+        let _ = self.engine.set((analyzer, alive));
+    }
+
+    /// Whether the engine is loaded and its inference thread alive.
+    pub fn healthy(&self) -> bool {
+        self.engine
+            .get()
+            .is_some_and(|(_, alive)| alive.as_ref().is_none_or(|a| a()))
     }
 
     fn engine(&self) -> Result<Arc<khulasa_analysis::Analyzer>, ServiceError> {
-        self.engine
-            .get()
-            .cloned()
-            .ok_or_else(|| ServiceError::Unavailable("the model is still loading".into()))
+        match self.engine.get() {
+            None => Err(ServiceError::Unavailable(
+                "the model is still loading".into(),
+            )),
+            Some((_, Some(alive))) if !alive() => Err(ServiceError::Unavailable(
+                "the inference engine has stopped; this server must be restarted".into(),
+            )),
+            Some((engine, _)) => Ok(engine.clone()),
+        }
     }
 
-    fn admit(&self, n: usize) -> Result<OwnedSemaphorePermit, ServiceError> {
-        self.admission
+    /// Admits `articles` items costing `kib` units in all (see [`kib`]),
+    /// or refuses at once: RESOURCE_EXHAUSTED when the queue is full,
+    /// INVALID_ARGUMENT (on `field`) when the request alone is more than
+    /// the whole queue.
+    fn admit(&self, articles: usize, kib: usize, field: &str) -> Result<Admitted, ServiceError> {
+        let kib = kib.max(1);
+        let capacity = self.limits.max_queued_bytes.div_ceil(KIB);
+        if kib > capacity || articles > self.limits.max_queued {
+            return Err(ServiceError::Invalid {
+                field: field.to_string(),
+                message: format!(
+                    "the request costs {articles} articles and {} KiB of text; this server \
+                     admits at most {} articles and {capacity} KiB at once: split it",
+                    kib, self.limits.max_queued
+                ),
+            });
+        }
+        let a = self
+            .articles
             .clone()
-            .try_acquire_many_owned(n as u32)
-            .map_err(|_| ServiceError::Exhausted)
+            .try_acquire_many_owned(articles as u32)
+            .map_err(|_| ServiceError::Exhausted)?;
+        let k = self
+            .bytes
+            .clone()
+            .try_acquire_many_owned(kib as u32)
+            .map_err(|_| ServiceError::Exhausted)?;
+        self.metrics.queue_depth.add(articles as i64);
+        self.metrics.queued_bytes.add((kib * KIB) as i64);
+        Ok(Admitted {
+            articles: a,
+            kib: k,
+            metrics: self.metrics.clone(),
+            counted: articles as i64,
+        })
     }
 }
 
@@ -173,6 +351,16 @@ impl State {
 #[derive(Clone)]
 pub struct AnalyzerService {
     state: Arc<State>,
+}
+
+/// Cancels the work of a call when the call's future is dropped (the client
+/// went away, or the server gave up on it).
+struct StopOnDrop(StopToken);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 impl AnalyzerService {
@@ -185,31 +373,28 @@ impl AnalyzerService {
         engine.data().label_sets.keys().cloned().collect()
     }
 
-    /// Runs one admitted article on a blocking thread; the work is dropped
-    /// if the caller goes away or the deadline passes.
+    /// Runs one admitted article on a blocking thread. If this future is
+    /// dropped (the client cancelled) or the deadline passes, the work is
+    /// told to stop and the admission is returned at once; the blocking
+    /// thread stops at its next check (between stages and forward passes).
     async fn run_one(
         state: Arc<State>,
         engine: Arc<khulasa_analysis::Analyzer>,
         input: ArticleInput,
         options: RunOptions,
         deadline: Option<Instant>,
-        permit: OwnedSemaphorePermit,
+        admitted: Admitted,
     ) -> Result<proto::AnalyzeResponse, ServiceError> {
+        let _admitted = admitted;
         let started = Instant::now();
-        let cancel = Arc::new(AtomicBool::new(false));
-        // Dropped with this future when the client cancels: flags the work.
-        let _guard = CancelOnDrop(cancel.clone());
-        state.metrics.queue_depth.inc();
+        let stop = StopToken::new(deadline);
+        let _guard = StopOnDrop(stop.clone());
         let metrics = state.metrics.clone();
         let span = tracing::info_span!("article", id = %input.id);
         let job = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let _permit = permit;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(ServiceError::DeadlineExceeded);
-            }
-            let scope = RequestScope::enter(cancel, deadline);
-            let analyzed = analyze_input(&engine, &input, &options)?;
+            let scope = RequestScope::enter();
+            let analyzed = analyze_input(&engine, &input, &options, &stop)?;
             let (queue_ms, inference_ms) = scope.timings();
             let timings = proto::Timings {
                 clean_ms: analyzed.clean_ms,
@@ -218,7 +403,7 @@ impl AnalyzerService {
                 analysis_ms: (analyzed.analysis_ms - queue_ms - inference_ms).max(0.0),
                 total_ms: started.elapsed().as_secs_f64() * 1e3,
             };
-            Ok(convert::response(
+            Ok::<_, ServiceError>(convert::response(
                 analyzed,
                 &engine.encoder().info().id,
                 timings,
@@ -227,16 +412,12 @@ impl AnalyzerService {
         let result = match deadline {
             Some(d) => match tokio::time::timeout_at(d.into(), job).await {
                 Ok(joined) => joined,
-                Err(_) => {
-                    metrics.queue_depth.dec();
-                    return Err(ServiceError::DeadlineExceeded);
-                }
+                Err(_) => return Err(ServiceError::DeadlineExceeded),
             },
             None => job.await,
         };
-        metrics.queue_depth.dec();
         let response =
-            result.map_err(|e| ServiceError::Internal(format!("the analysis failed: {e}")))??;
+            result.map_err(|e| ServiceError::Internal(panic_message("the analysis", e)))??;
         if let Some(t) = &response.timings {
             for (stage, ms) in [
                 ("clean", t.clean_ms),
@@ -254,47 +435,70 @@ impl AnalyzerService {
     }
 
     fn record<T>(&self, rpc: &str, result: Result<T, ServiceError>) -> Result<T, Status> {
-        let code = match &result {
-            Ok(_) => "OK",
-            Err(e) => e.code_name(),
-        };
-        self.state
-            .metrics
-            .requests
-            .with_label_values(&[rpc, code])
-            .inc();
-        result.map_err(|e| {
-            if matches!(e, ServiceError::Internal(_)) {
-                tracing::error!(rpc, error = ?e, "request failed");
-            }
-            e.into_status()
-        })
+        record(&self.state.metrics, rpc, result)
     }
 }
 
-struct CancelOnDrop(Arc<AtomicBool>);
+fn record<T>(metrics: &Metrics, rpc: &str, result: Result<T, ServiceError>) -> Result<T, Status> {
+    let code = match &result {
+        Ok(_) => "OK",
+        Err(e) => e.code_name(),
+    };
+    metrics.requests.with_label_values(&[rpc, code]).inc();
+    result.map_err(|e| {
+        if matches!(e, ServiceError::Internal(_)) {
+            tracing::error!(rpc, error = ?e, "request failed");
+        }
+        e.into_status()
+    })
+}
 
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+/// What a failed blocking task says: its panic message, if it panicked.
+fn panic_message(what: &str, e: tokio::task::JoinError) -> String {
+    if e.is_panic() {
+        let panic = e.into_panic();
+        let text = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic = %text, "{what} panicked");
+        format!("{what} failed unexpectedly (a bug; it has been logged)")
+    } else {
+        format!("{what} was stopped")
     }
 }
 
-/// The deadline a client set with `grpc-timeout`.
+/// The longest `grpc-timeout` honoured; longer ones mean "no deadline"
+/// in practice and are capped here so arithmetic cannot overflow.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The deadline a client set with `grpc-timeout` (gRPC over HTTP/2: at most
+/// 8 digits and a unit). A malformed value is ignored, as the spec says;
+/// an absurdly long one is capped at a day.
 fn deadline<T>(request: &Request<T>) -> Option<Instant> {
     let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
-    let (n, unit) = value.split_at(value.len().checked_sub(1)?);
+    parse_timeout(value).map(|d| Instant::now() + d.min(MAX_TIMEOUT))
+}
+
+fn parse_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 || !value.is_char_boundary(value.len() - 1) {
+        return None;
+    }
+    let (n, unit) = value.split_at(value.len() - 1);
+    if !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let n: u64 = n.parse().ok()?;
-    let d = match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
         "S" => Duration::from_secs(n),
         "m" => Duration::from_millis(n),
         "u" => Duration::from_micros(n),
         "n" => Duration::from_nanos(n),
         _ => return None,
-    };
-    Some(Instant::now() + d)
+    })
 }
 
 /// A span for one call, carrying the caller's W3C trace id (from
@@ -324,6 +528,23 @@ fn ok_result(r: proto::AnalyzeResponse) -> proto::AnalyzeResult {
         id: r.id.clone(),
         outcome: Some(proto::analyze_result::Outcome::Response(r)),
     }
+}
+
+/// One item of a stream or batch: its result once run.
+fn outcome(
+    id: String,
+    result: Result<proto::AnalyzeResponse, ServiceError>,
+) -> proto::AnalyzeResult {
+    match result {
+        Ok(r) => ok_result(r),
+        Err(e) => error_result(id, e),
+    }
+}
+
+/// A status from reading a stream's next message: decode failures are the
+/// client's (INVALID_ARGUMENT); see [`wire::client_fault`].
+fn inbound_status(status: Status) -> Status {
+    wire::client_fault(status)
 }
 
 #[tonic::async_trait]
@@ -362,6 +583,12 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
                     max_embed_texts: l.max_embed_texts as u32,
                     max_stream_in_flight: l.max_stream_in_flight as u32,
                     max_queued_requests: l.max_queued as u32,
+                    max_queued_bytes: l.max_queued_bytes as u64,
+                    max_sentences_per_article: 1000, // FIXME(text limits): from CleanLimits
+                    max_summary_sentences: l.max_summary_sentences as u32,
+                    max_title_chars: l.max_title_chars as u32,
+                    max_inline_label_set_bytes: l.max_inline_label_set_bytes as u64,
+                    max_response_bytes: l.max_response_bytes as u64,
                 }),
             }
         });
@@ -386,8 +613,9 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
                 &state.limits,
                 &Self::label_names(&engine),
             )?;
-            let permit = state.admit(1)?;
-            Self::run_one(state.clone(), engine, input, options, deadline, permit).await
+            let cost = kib(cost::article(&input) + cost::options(&options));
+            let admitted = state.admit(1, cost, "article")?;
+            Self::run_one(state.clone(), engine, input, options, deadline, admitted).await
         }
         .instrument(span)
         .await;
@@ -421,12 +649,35 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
                 &state.limits,
                 &Self::label_names(&engine),
             )?;
-            let mut permit = state.admit(r.articles.len())?;
-            let mut tasks = Vec::with_capacity(r.articles.len());
-            for (i, a) in r.articles.into_iter().enumerate() {
-                let id = a.id.clone();
-                let one = permit.split(1).expect("one permit per article");
-                match convert::article(Some(a), &format!("articles[{i}]"), &state.limits) {
+            let inputs: Vec<(String, Result<ArticleInput, ServiceError>)> = r
+                .articles
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let id = a.id.clone();
+                    (
+                        id,
+                        convert::article(Some(a), &format!("articles[{i}]"), &state.limits),
+                    )
+                })
+                .collect();
+            let costs: Vec<usize> = inputs
+                .iter()
+                .map(|(_, a)| a.as_ref().map_or(0, |a| kib(cost::article(a))))
+                .collect();
+            let valid = inputs.iter().filter(|(_, a)| a.is_ok()).count();
+            let mut admitted = state.admit(
+                valid,
+                costs.iter().sum::<usize>() + kib(cost::options(&options)),
+                "articles",
+            )?;
+            // Every article runs as a task of this set: if the call is
+            // dropped (client gone) or times out, the set is dropped and
+            // every article's work is told to stop.
+            let mut tasks = JoinSet::new();
+            let mut results: Vec<Option<proto::AnalyzeResult>> = Vec::with_capacity(inputs.len());
+            for (i, ((id, input), kib)) in inputs.into_iter().zip(costs).enumerate() {
+                match input {
                     Ok(input) => {
                         let fut = Self::run_one(
                             state.clone(),
@@ -434,26 +685,31 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
                             input,
                             options.clone(),
                             deadline,
-                            one,
+                            admitted.split(kib),
                         );
-                        tasks.push((id, Some(tokio::spawn(fut.in_current_span())), None));
+                        tasks.spawn(async move { (i, outcome(id, fut.await)) }.in_current_span());
+                        results.push(None);
                     }
-                    Err(e) => tasks.push((id, None, Some(e))),
+                    Err(e) => results.push(Some(error_result(id, e))),
                 }
             }
-            let mut results = Vec::with_capacity(tasks.len());
-            for (id, task, err) in tasks {
-                results.push(match (task, err) {
-                    (Some(t), _) => match t.await {
-                        Ok(Ok(r)) => ok_result(r),
-                        Ok(Err(e)) => error_result(id, e),
-                        Err(e) => error_result(id, ServiceError::Internal(e.to_string())),
-                    },
-                    (None, Some(e)) => error_result(id, e),
-                    (None, None) => unreachable!("a task or an error"),
-                });
+            while let Some(done) = tasks.join_next().await {
+                match done {
+                    Ok((i, result)) => results[i] = Some(result),
+                    Err(e) => {
+                        return Err(ServiceError::Internal(panic_message(
+                            "an article's task",
+                            e,
+                        )));
+                    }
+                }
             }
-            Ok(proto::AnalyzeBatchResponse { results })
+            Ok(proto::AnalyzeBatchResponse {
+                results: results
+                    .into_iter()
+                    .map(|r| r.expect("every article has a result"))
+                    .collect(),
+            })
         }
         .instrument(span)
         .await;
@@ -469,74 +725,10 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
         let state = self.state.clone();
         let engine = self.record("AnalyzeStream", state.engine())?;
         let span = rpc_span("AnalyzeStream", &request);
-        let mut inbound = request.into_inner();
-        let in_flight = Arc::new(Semaphore::new(state.limits.max_stream_in_flight));
+        let deadline = deadline(&request);
+        let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(state.limits.max_stream_in_flight * 2);
-        let labels = Self::label_names(&engine);
-        tokio::spawn(
-            async move {
-                let mut options = RunOptions::default();
-                loop {
-                    let message = match inbound.message().await {
-                        Ok(Some(m)) => m,
-                        Ok(None) => break,
-                        Err(status) => {
-                            tracing::debug!(%status, "stream ended by the client");
-                            break;
-                        }
-                    };
-                    // Backpressure: wait for a free slot of this stream.
-                    let Ok(slot) = in_flight.clone().acquire_owned().await else {
-                        break;
-                    };
-                    let id = message
-                        .article
-                        .as_ref()
-                        .map(|a| a.id.clone())
-                        .unwrap_or_default();
-                    if message.options.is_some() {
-                        match convert::options(message.options, "options", &state.limits, &labels) {
-                            Ok(o) => options = o,
-                            Err(e) => {
-                                let _ = tx.send(Ok(error_result(id, e))).await;
-                                continue;
-                            }
-                        }
-                    }
-                    let input = match convert::article(message.article, "article", &state.limits) {
-                        Ok(i) => i,
-                        Err(e) => {
-                            let _ = tx.send(Ok(error_result(id, e))).await;
-                            continue;
-                        }
-                    };
-                    let permit = match state.admit(1) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            let _ = tx.send(Ok(error_result(id, e))).await;
-                            continue;
-                        }
-                    };
-                    let (state, engine, options, tx) =
-                        (state.clone(), engine.clone(), options.clone(), tx.clone());
-                    tokio::spawn(
-                        async move {
-                            let _slot = slot;
-                            let result =
-                                match Self::run_one(state, engine, input, options, None, permit)
-                                    .await
-                                {
-                                    Ok(r) => ok_result(r),
-                                    Err(e) => error_result(id, e),
-                                };
-                            let _ = tx.send(Ok(result)).await;
-                        }
-                        .in_current_span(),
-                    );
-                }
-            }
-            .instrument(span),
-        );
+        tokio::spawn(stream_items(state, engine, inbound, deadline, tx).instrument(span));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -574,20 +766,28 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
                     });
                 }
             };
-            let permit = state.admit(1)?;
-            let cancel = Arc::new(AtomicBool::new(false));
-            let _guard = CancelOnDrop(cancel.clone());
+            let bytes: usize = r.texts.iter().map(String::len).sum();
+            let _admitted = state.admit(1, kib(bytes.max(cost::MIN_ARTICLE)), "texts")?;
+            let stop = StopToken::new(deadline);
+            let _guard = StopOnDrop(stop.clone());
             let texts = r.texts;
             let worker = engine.clone();
-            let vectors = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                let _scope = RequestScope::enter(cancel, deadline);
+            let job = tokio::task::spawn_blocking(move || {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                worker.encoder().embed(&refs, kind)
-            })
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-            .map_err(|e| PipelineError::Internal(e.to_string()))?;
+                worker.encoder().embed_until(&refs, kind, &stop)
+            });
+            let joined = match deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), job)
+                    .await
+                    .map_err(|_| ServiceError::DeadlineExceeded)?,
+                None => job.await,
+            };
+            let vectors = joined
+                .map_err(|e| ServiceError::Internal(panic_message("embedding", e)))?
+                .map_err(|e| match e {
+                    EncodeError::Stopped(r) => ServiceError::from(r),
+                    other => ServiceError::Internal(other.to_string()),
+                })?;
             Ok(proto::EmbedResponse {
                 embeddings: vectors
                     .into_iter()
@@ -599,5 +799,185 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
         .instrument(span)
         .await;
         self.record(RPC, result).map(Response::new)
+    }
+}
+
+/// The work of one AnalyzeStream: reads articles as slots free up (at most
+/// `max_stream_in_flight` in work), runs each as a task of one set, and
+/// sends each result as it is ready. If the client goes away (its side
+/// errors or the response stream is dropped) or the stream's deadline
+/// passes, the set is dropped and every article's work told to stop; when
+/// the client half-closes, the articles in work finish first.
+async fn stream_items(
+    state: Arc<State>,
+    engine: Arc<khulasa_analysis::Analyzer>,
+    mut inbound: Streaming<proto::AnalyzeStreamRequest>,
+    deadline: Option<Instant>,
+    tx: mpsc::Sender<Result<proto::AnalyzeResult, Status>>,
+) {
+    let in_flight = Arc::new(Semaphore::new(state.limits.max_stream_in_flight));
+    let labels = AnalyzerService::label_names(&engine);
+    let mut options = RunOptions::default();
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let expired = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
+    loop {
+        // Reap finished items so the set stays small.
+        while tasks.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            () = tx.closed() => return,
+            () = &mut expired => break,
+            slot = in_flight.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        let message = tokio::select! {
+            () = tx.closed() => return,
+            () = &mut expired => break,
+            m = inbound.message() => m,
+        };
+        let message = match message {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                // Half-closed: finish what is in work, unless the client
+                // goes away or the deadline passes meanwhile.
+                tokio::select! {
+                    () = tx.closed() => {}
+                    () = &mut expired => {
+                        let _ = tx.send(Err(ServiceError::DeadlineExceeded.into_status())).await;
+                    }
+                    () = async { while tasks.join_next().await.is_some() {} } => {}
+                }
+                return;
+            }
+            Err(status) => {
+                tracing::debug!(%status, "stream ended by the client");
+                let _ = tx.send(Err(inbound_status(status))).await;
+                return;
+            }
+        };
+        let id = message
+            .article
+            .as_ref()
+            .map(|a| a.id.clone())
+            .unwrap_or_default();
+        if message.options.is_some() {
+            match convert::options(message.options, "options", &state.limits, &labels) {
+                Ok(o) => options = o,
+                Err(e) => {
+                    let _ = tx.send(Ok(error_result(id, e))).await;
+                    continue;
+                }
+            }
+        }
+        let input = match convert::article(message.article, "article", &state.limits) {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = tx.send(Ok(error_result(id, e))).await;
+                continue;
+            }
+        };
+        let cost = kib(cost::article(&input) + cost::options(&options));
+        let admitted = match state.admit(1, cost, "article") {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Ok(error_result(id, e))).await;
+                continue;
+            }
+        };
+        let (state, engine, options, tx) =
+            (state.clone(), engine.clone(), options.clone(), tx.clone());
+        tasks.spawn(
+            async move {
+                let _slot = slot;
+                let result =
+                    AnalyzerService::run_one(state, engine, input, options, deadline, admitted)
+                        .await;
+                let _ = tx.send(Ok(outcome(id, result))).await;
+            }
+            .in_current_span(),
+        );
+    }
+    // The deadline passed: the set is dropped below, stopping every article.
+    let _ = tx
+        .send(Err(ServiceError::DeadlineExceeded.into_status()))
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_within_the_spec_and_never_overflow() {
+        let check = |v: &str, want: Option<Duration>| assert_eq!(parse_timeout(v), want, "{v}");
+        check("5S", Some(Duration::from_secs(5)));
+        check("250m", Some(Duration::from_millis(250)));
+        check("99999999H", Some(Duration::from_secs(99_999_999 * 3600)));
+        check("7n", Some(Duration::from_nanos(7)));
+        // Regression: 20 digits were parsed and overflowed `Instant + Duration`.
+        check("18446744073709551615S", None);
+        check("123456789S", None);
+        check("S", None);
+        check("", None);
+        check("-5S", None);
+        check("+5S", None);
+        check("5s", None);
+        check("5é", None);
+        let far = deadline(&{
+            let mut r = Request::new(());
+            r.metadata_mut()
+                .insert("grpc-timeout", "99999999H".parse().unwrap());
+            r
+        });
+        assert!(far.is_some_and(|d| d <= Instant::now() + MAX_TIMEOUT));
+    }
+
+    #[test]
+    fn admission_counts_bytes_and_returns_them_when_dropped() {
+        let metrics = Arc::new(Metrics::new());
+        let limits = Limits {
+            max_queued: 10,
+            max_queued_bytes: 64 << 10,
+            ..Limits::default()
+        };
+        let state = State::new(limits, metrics.clone());
+        let a = state.admit(1, 40, "article").unwrap();
+        assert!(matches!(
+            state.admit(1, 30, "article"),
+            Err(ServiceError::Exhausted)
+        ));
+        let b = state.admit(1, 20, "article").unwrap();
+        assert_eq!(metrics.queue_depth.get(), 2);
+        assert_eq!(metrics.queued_bytes.get(), 60 << 10);
+        drop(a);
+        assert_eq!(metrics.queue_depth.get(), 1);
+        assert_eq!(metrics.queued_bytes.get(), 20 << 10);
+        // More than the whole queue can never be admitted: the client must
+        // split it, so it is told so rather than to retry.
+        assert!(matches!(
+            state.admit(1, 65, "articles"),
+            Err(ServiceError::Invalid { .. })
+        ));
+        drop(b);
+        let mut batch = state.admit(3, 3 + 2 + 1 + 4, "articles").unwrap();
+        let one = batch.split(3);
+        let two = batch.split(2);
+        assert_eq!(metrics.queue_depth.get(), 3);
+        drop(one);
+        assert_eq!(metrics.queue_depth.get(), 2);
+        assert_eq!(metrics.queued_bytes.get(), 7 << 10);
+        drop(batch);
+        drop(two);
+        assert_eq!(
+            (metrics.queue_depth.get(), metrics.queued_bytes.get()),
+            (0, 0)
+        );
     }
 }

@@ -11,17 +11,65 @@ use std::time::Duration;
 
 use khulasa_embed::InputKind;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Status};
 
 use super::metrics::{self, Metrics};
-use super::{AnalyzerService, Limits, State};
+use super::wire::{DecodeBudget, DecodeBudgetLayer, limited_incoming};
+use super::{AnalyzerService, Limits, Liveness, State};
 use crate::proto;
+
+/// Limits of the transport: connections, HTTP/2 streams, time.
+#[derive(Debug, Clone)]
+pub struct TransportLimits {
+    /// Connections open at once; more are closed as soon as accepted.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams (calls) per connection.
+    pub max_concurrent_streams: u32,
+    /// Longest time any call may take, whatever its deadline.
+    pub request_timeout: Duration,
+    /// Bytes of request messages being received at once, across all calls
+    /// (see [`super::wire::DecodeBudget`]).
+    pub decode_budget_bytes: usize,
+    /// HTTP/2 pings on idle connections, to find dead peers.
+    pub keepalive_interval: Duration,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            max_concurrent_streams: 64,
+            request_timeout: Duration::from_secs(600),
+            decode_budget_bytes: 64 << 20,
+            keepalive_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What loading produces: the analyzer, and (with the batching encoder)
+/// whether its inference thread still runs.
+pub struct Loaded {
+    /// The analyzer.
+    pub analyzer: Arc<khulasa_analysis::Analyzer>,
+    /// Liveness of the inference thread, watched for health.
+    pub alive: Option<Liveness>,
+}
+
+impl From<Arc<khulasa_analysis::Analyzer>> for Loaded {
+    fn from(analyzer: Arc<khulasa_analysis::Analyzer>) -> Self {
+        Self {
+            analyzer,
+            alive: None,
+        }
+    }
+}
 
 /// How to run the server.
 pub struct ServeConfig {
     /// Request limits.
     pub limits: Limits,
+    /// Transport limits.
+    pub transport: TransportLimits,
     /// Accepted API keys (`authorization: Bearer <key>`); empty: no auth.
     pub api_keys: HashSet<String>,
     /// How long in-flight work may run after shutdown begins.
@@ -38,6 +86,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
+            transport: TransportLimits::default(),
             api_keys: HashSet::new(),
             grace: Duration::from_secs(30),
             metrics: None,
@@ -48,13 +97,16 @@ impl Default for ServeConfig {
 
 const SERVICE_NAME: &str = "khulasa.v1.Analyzer";
 
+/// How often health looks at the inference thread.
+const HEALTH_POLL: Duration = Duration::from_secs(1);
+
 /// Serves on `listener` until `shutdown` resolves. `load` builds the
 /// analyzer on a blocking thread while health reports NOT_SERVING.
-pub async fn serve(
+pub async fn serve<L: Into<Loaded>>(
     listener: TcpListener,
     config: ServeConfig,
     metrics: Arc<Metrics>,
-    load: impl FnOnce() -> anyhow::Result<Arc<khulasa_analysis::Analyzer>> + Send + 'static,
+    load: impl FnOnce() -> anyhow::Result<L> + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
@@ -73,7 +125,7 @@ pub async fn serve(
     let keys = Arc::new(config.api_keys);
     let service = proto::analyzer_server::AnalyzerServer::new(AnalyzerService::new(state.clone()))
         .max_decoding_message_size(config.limits.max_message_bytes)
-        .max_encoding_message_size(config.limits.max_message_bytes);
+        .max_encoding_message_size(config.limits.max_response_bytes);
     // Only the analyzer needs a key: health and reflection stay open.
     let intercepted =
         tonic::service::interceptor::InterceptedService::new(service, move |r| check_key(&keys, r));
@@ -87,25 +139,39 @@ pub async fn serve(
     let loader_state = state.clone();
     let loader_health = health_reporter.clone();
     let loading = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let analyzer = load()?;
+        let Loaded { analyzer, alive } = load()?.into();
         analyzer.encoder().embed(&["warm-up"], InputKind::Passage)?;
-        loader_state.set_engine(analyzer);
+        loader_state.set_engine(analyzer, alive);
         Ok(())
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder();
+    let t = &config.transport;
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(t.max_concurrent_streams)
+        .timeout(t.request_timeout)
+        .http2_keepalive_interval(Some(t.keepalive_interval))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        // Header blocks are a few hundred bytes; 16 KiB leaves room for
+        // tracing and auth metadata and no more.
+        .http2_max_header_list_size(16 << 10)
+        // Bounds on streams a client resets (the "rapid reset" attack).
+        .http2_max_pending_accept_reset_streams(Some(64))
+        .http2_max_local_error_reset_streams(Some(256));
     if let Some((cert, key)) = config.tls {
         let identity = tonic::transport::Identity::from_pem(cert, key);
         builder = builder
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
     }
+    let budget = DecodeBudget::new(t.decode_budget_bytes, config.limits.max_message_bytes);
+    let incoming = limited_incoming(listener, t.max_connections, metrics.clone());
     let server = builder
+        .layer(DecodeBudgetLayer(budget))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(intercepted)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         });
     let mut server = tokio::spawn(server);
@@ -113,14 +179,32 @@ pub async fn serve(
 
     let mut loading = loading;
     let mut loaded = false;
+    let mut serving = false;
+    let mut health_poll = tokio::time::interval(HEALTH_POLL);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            _ = health_poll.tick(), if loaded => {
+                // The inference thread only dies through a bug; if it has,
+                // every call would fail, so say so to the load balancer.
+                let healthy = state.healthy();
+                if healthy != serving {
+                    serving = healthy;
+                    let status = if healthy {
+                        tonic_health::ServingStatus::Serving
+                    } else {
+                        tracing::error!("the inference thread has stopped: NOT_SERVING");
+                        tonic_health::ServingStatus::NotServing
+                    };
+                    set_health(&health_reporter, status).await;
+                }
+            }
             done = &mut loading, if !loaded => {
                 loaded = true;
                 match done {
                     Ok(Ok(())) => {
                         set_health(&loader_health, tonic_health::ServingStatus::Serving).await;
+                        serving = true;
                         tracing::info!("model loaded and warmed: SERVING");
                     }
                     Ok(Err(e)) => {

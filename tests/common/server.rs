@@ -15,18 +15,18 @@ use tonic::transport::Channel;
 /// One analyzer (behind the batcher) shared by every server of a test binary.
 pub fn analyzer() -> Arc<Analyzer> {
     static A: OnceLock<Arc<Analyzer>> = OnceLock::new();
-    A.get_or_init(|| {
-        let data =
-            AnalysisData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models"), &[]).unwrap();
-        let encoder = Arc::new(super::load_encoder(&Default::default()));
-        let batching = BatchingEncoder::start(
-            encoder,
-            BatchingOptions::default(),
-            Arc::new(Metrics::new()),
-        );
-        Arc::new(Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap())
-    })
-    .clone()
+    A.get_or_init(|| Arc::new(own_analyzer(Arc::new(Metrics::new()))))
+        .clone()
+}
+
+/// A fresh analyzer on its own copy of the real model and its own batcher,
+/// for tests that watch the batcher's `metrics` undisturbed by other tests.
+pub fn own_analyzer(metrics: Arc<Metrics>) -> Analyzer {
+    let data =
+        AnalysisData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models"), &[]).unwrap();
+    let encoder = Arc::new(super::load_encoder(&Default::default()));
+    let batching = BatchingEncoder::start(encoder, BatchingOptions::default(), metrics);
+    Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap()
 }
 
 pub struct TestServer {
@@ -54,22 +54,31 @@ impl TestServer {
             Some((ca, cert, key)) => (Some(ca), Some((cert, key))),
             None => (None, None),
         };
+        let config = server::ServeConfig {
+            limits,
+            api_keys: keys.iter().map(|k| k.to_string()).collect::<HashSet<_>>(),
+            grace: std::time::Duration::from_secs(5),
+            tls,
+            ..Default::default()
+        };
+        Self::launch(config, tls_ca, analyzer().into()).await
+    }
+
+    /// A server with `config` over `engine`, once it is SERVING.
+    pub async fn launch(
+        config: server::ServeConfig,
+        tls_ca: Option<Vec<u8>>,
+        engine: server::Loaded,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let analyzer = analyzer();
         let metrics = Arc::new(Metrics::new());
         let done = tokio::spawn(server::serve(
             listener,
-            server::ServeConfig {
-                limits,
-                api_keys: keys.iter().map(|k| k.to_string()).collect::<HashSet<_>>(),
-                grace: std::time::Duration::from_secs(5),
-                metrics: None,
-                tls,
-            },
+            config,
             metrics.clone(),
-            move || Ok(analyzer),
+            move || Ok(engine),
             async {
                 let _ = stopped.await;
             },
