@@ -1,17 +1,28 @@
-//! Cleaning and segmentation speed: microseconds per article.
+//! Cleaning and segmentation speed: microseconds per article, and the
+//! cost of hostile pages.
 //!
 //! `cargo bench -p khulasa-text --bench clean [FILE...]`: times the given
 //! pages (e.g. real scraped samples), or the annotated fixture pages.
+//! `cargo bench -p khulasa-text --bench clean -- hostile [NAME...]`: times
+//! the generated hostile pages of `tests/common/hostile.rs` (all, or those
+//! named), once each, with what came out; run one under `/usr/bin/time -v`
+//! for its peak memory.
 
 use std::time::Instant;
 
 use khulasa_text::{CleanOptions, Page, clean};
+
+#[path = "../tests/common/hostile.rs"]
+mod hostile;
 
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    if args.first().is_some_and(|a| a == "hostile") {
+        return hostile_pages(&args[1..]);
+    }
     let pages: Vec<(String, String)> = if args.is_empty() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pages");
         let mut paths: Vec<_> = std::fs::read_dir(dir)
@@ -55,4 +66,32 @@ fn main() {
         total / pages.len() as f64,
         pages.len()
     );
+}
+
+/// Cleans each generated hostile page once and prints the time and shape
+/// of the result.
+fn hostile_pages(only: &[String]) {
+    let options = CleanOptions::default();
+    for (name, kind, generate) in hostile::cases() {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
+        let page = generate();
+        let t = Instant::now();
+        let a = match kind {
+            hostile::Kind::Text => clean(Page::Text(&page), &options),
+            hostile::Kind::Html => clean(Page::Html(&page), &options),
+        }
+        .unwrap();
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let how = a.html_extraction.map_or("text", |h| h.as_str());
+        println!(
+            "{ms:>9.1} ms  {:>8} bytes  {name:<22} {how:<11} {:>5} sentences{} {:>6} paragraphs {:>6} removed",
+            page.len(),
+            a.sentences.len(),
+            if a.truncated { " (truncated)" } else { "" },
+            a.main_story.paragraphs.len(),
+            a.removed.len(),
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! features that tell prose from page furniture: length, terminal
 //! punctuation, list markers, stop-word density and cue phrases.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -94,6 +94,12 @@ pub(crate) fn trim_range(text: &str, r: Range<usize>) -> Option<Range<usize>> {
     (!trimmed.is_empty()).then(|| r.start + lead..r.start + lead + trimmed.len())
 }
 
+/// True when `s` holds nothing visible: only whitespace and invisible
+/// format characters, as between two blocks.
+pub(crate) fn is_blank(s: &str) -> bool {
+    s.chars().all(|c| c.is_whitespace() || is_invisible(c))
+}
+
 fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
         || c.is_control()
@@ -172,52 +178,112 @@ fn stop_words() -> &'static HashSet<String> {
     })
 }
 
-fn cue_table() -> &'static [(Cue, Match, String)] {
-    static TABLE: OnceLock<Vec<(Cue, Match, String)>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t: Vec<_> = CUES.iter().map(|&(c, m, p)| (c, m, key_of(p))).collect();
-        // Longest phrases first, so "الخبر السابق" wins over "السابق".
-        t.sort_by_key(|(_, _, p)| std::cmp::Reverse(p.len()));
-        t
+/// The cue table in matching order (longest phrases first, so "الخبر
+/// السابق" wins over "السابق"), indexed by the phrases' first character:
+/// a line can only start with, or be, a phrase that starts like it.
+/// Trying all 160 phrases on every line was a third of the time of
+/// cleaning 700,000 one-word lines.
+struct CueIndex {
+    table: Vec<(Cue, Match, String)>,
+    /// Positions in `table` of the whole-line and prefix phrases starting
+    /// with each character, in table order.
+    by_first: HashMap<char, Vec<usize>>,
+    /// Positions in `table` of the phrases matched anywhere.
+    anywhere: Vec<usize>,
+}
+
+fn cue_index() -> &'static CueIndex {
+    static INDEX: OnceLock<CueIndex> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut table: Vec<_> = CUES.iter().map(|&(c, m, p)| (c, m, key_of(p))).collect();
+        table.sort_by_key(|(_, _, p)| std::cmp::Reverse(p.len()));
+        let mut by_first: HashMap<char, Vec<usize>> = HashMap::new();
+        let mut anywhere = Vec::new();
+        for (i, (_, how, phrase)) in table.iter().enumerate() {
+            match how {
+                Match::Anywhere => anywhere.push(i),
+                Match::Whole | Match::Prefix => {
+                    if let Some(c) = phrase.chars().next() {
+                        by_first.entry(c).or_default().push(i);
+                    }
+                }
+            }
+        }
+        CueIndex {
+            table,
+            by_first,
+            anywhere,
+        }
     })
 }
 
 /// The cue `key` (a line's matching view) starts with, and whether text
 /// follows it.
 fn match_cue(key: &str, words: usize) -> Option<(Cue, bool)> {
-    for (cue, how, phrase) in cue_table() {
-        match how {
-            Match::Whole if key == phrase => return Some((*cue, false)),
-            Match::Prefix => {
-                let Some(rest) = key.strip_prefix(phrase.as_str()) else {
-                    continue;
-                };
-                let spaced = rest.starts_with(char::is_whitespace);
-                let delimited = matches!(
-                    rest.trim_start().chars().next(),
-                    None | Some(':' | '：' | '|' | '-' | '–' | '—' | '/' | '(')
-                );
-                if !(delimited || spaced) {
-                    continue; // the phrase is only the start of a longer word
-                }
-                // "المصدر: وكالة" is a credit; "المصدر الأمني قال إن..." is prose.
-                let short = words <= 6 || *cue == Cue::ReadAlso;
-                if delimited || (spaced && short) {
-                    let rest = rest.trim_start_matches(|c: char| {
-                        c.is_whitespace()
-                            || c.is_ascii_digit()
-                            || matches!(c, ':' | '：' | '|' | '-' | '–' | '—' | '/' | '(' | ')')
-                    });
-                    return Some((*cue, !rest.is_empty()));
-                }
+    let index = cue_index();
+    let starting = key
+        .chars()
+        .next()
+        .and_then(|c| index.by_first.get(&c))
+        .map_or(&[][..], Vec::as_slice);
+    let anywhere = if words <= 40 {
+        index.anywhere.as_slice()
+    } else {
+        &[]
+    };
+    // The two candidate lists, merged back into table order.
+    let (mut a, mut b) = (0, 0);
+    loop {
+        let i = match (starting.get(a), anywhere.get(b)) {
+            (Some(&x), Some(&y)) if x < y => {
+                a += 1;
+                x
             }
-            Match::Anywhere if words <= 40 && key.contains(phrase.as_str()) => {
-                return Some((*cue, true));
+            (_, Some(&y)) => {
+                b += 1;
+                y
             }
-            _ => {}
+            (Some(&x), None) => {
+                a += 1;
+                x
+            }
+            (None, None) => return None,
+        };
+        let (cue, how, phrase) = &index.table[i];
+        if let Some(found) = match_one(key, words, *cue, *how, phrase) {
+            return Some(found);
         }
     }
-    None
+}
+
+/// Whether `key` matches one cue phrase, and whether text follows it.
+fn match_one(key: &str, words: usize, cue: Cue, how: Match, phrase: &str) -> Option<(Cue, bool)> {
+    match how {
+        Match::Whole => (key == phrase).then_some((cue, false)),
+        Match::Prefix => {
+            let rest = key.strip_prefix(phrase)?;
+            let spaced = rest.starts_with(char::is_whitespace);
+            let delimited = matches!(
+                rest.trim_start().chars().next(),
+                None | Some(':' | '：' | '|' | '-' | '–' | '—' | '/' | '(')
+            );
+            if !(delimited || spaced) {
+                return None; // the phrase is only the start of a longer word
+            }
+            // "المصدر: وكالة" is a credit; "المصدر الأمني قال إن..." is prose.
+            let short = words <= 6 || cue == Cue::ReadAlso;
+            if !(delimited || (spaced && short)) {
+                return None;
+            }
+            let rest = rest.trim_start_matches(|c: char| {
+                c.is_whitespace()
+                    || c.is_ascii_digit()
+                    || matches!(c, ':' | '：' | '|' | '-' | '–' | '—' | '/' | '(' | ')')
+            });
+            Some((cue, !rest.is_empty()))
+        }
+        Match::Anywhere => (words <= 40 && key.contains(phrase)).then_some((cue, true)),
+    }
 }
 
 /// Three or more short items separated by `|`: a menu or a row of links.
@@ -258,9 +324,9 @@ fn is_dateish(raw: &str, words: usize) -> bool {
 /// date notice and the story's first paragraph: returns the two ranges.
 fn split_date_notice(text: &str, r: Range<usize>) -> Option<(Range<usize>, Range<usize>)> {
     let line = &text[r.clone()];
-    let key = key_of(line);
-    if !matches!(match_cue(&key, 1), Some((Cue::Date, true)))
-        || line.split_whitespace().count() < 14
+    // Word count first: it is cheaper than the matching view.
+    if line.split_whitespace().nth(13).is_none()
+        || !matches!(match_cue(&key_of(line), 1), Some((Cue::Date, true)))
     {
         return None;
     }

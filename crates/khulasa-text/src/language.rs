@@ -11,10 +11,19 @@ pub struct Language {
     pub confidence: f64,
 }
 
+/// Bytes of the story the detector reads: the first 16 KB tell a language
+/// as well as the whole, and whatlang's cost grows with what it is given.
+const SAMPLE_BYTES: usize = 16 * 1024;
+
 /// Detects the language of a story from its title and body; `None` for text
 /// too short or in a language without an ISO 639-1 code.
 pub(crate) fn detect(title: &str, body: &str) -> Option<Language> {
     let text = if body.trim().is_empty() { title } else { body };
+    let mut end = text.len().min(SAMPLE_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &text[..end];
     let info = whatlang::detect(text)?;
     Some(Language {
         code: iso_639_1(info.lang().code())?.to_string(),

@@ -25,14 +25,30 @@ impl Default for SegmentOptions {
 /// Splits `text` into sentences: byte ranges into `text`, in order, non-overlapping,
 /// each trimmed of surrounding whitespace, non-empty, and starting/ending on char boundaries.
 pub fn segment(text: &str, options: &SegmentOptions) -> Vec<Range<usize>> {
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    segment_capped(text, options, usize::MAX).0
+}
+
+/// [`segment`], stopping once `limit` sentences are found: returns them
+/// (the same as the first `limit` of the whole text's sentences) and
+/// whether any text is left after them. The scan stops at the sentence
+/// that reaches the limit, so a long text costs only what its first
+/// `limit` sentences need.
+pub(crate) fn segment_capped(
+    text: &str,
+    options: &SegmentOptions,
+    limit: usize,
+) -> (Vec<Range<usize>>, bool) {
     let mut out = Vec::new();
+    if limit == 0 {
+        return (out, !text.trim().is_empty());
+    }
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
     let mut start = 0;
     let mut i = 0;
-    while i < chars.len() {
+    while i < chars.len() && out.len() < limit {
         let (pos, c) = chars[i];
         if is_line_break(c) {
-            push_sentence(text, start..pos, options.max_chars, &mut out);
+            push_sentence(text, start..pos, options.max_chars, limit, &mut out);
             start = pos + c.len_utf8();
             i += 1;
         } else if is_terminal(c) {
@@ -40,7 +56,7 @@ pub fn segment(text: &str, options: &SegmentOptions) -> Vec<Range<usize>> {
             let after = skip_while(&chars, run_end, is_closer);
             if ends_sentence(text, &chars, i, run_end, after, start) {
                 let cut = byte_at(text, &chars, after);
-                push_sentence(text, start..cut, options.max_chars, &mut out);
+                push_sentence(text, start..cut, options.max_chars, limit, &mut out);
                 start = cut;
             }
             i = after;
@@ -48,8 +64,11 @@ pub fn segment(text: &str, options: &SegmentOptions) -> Vec<Range<usize>> {
             i += 1;
         }
     }
-    push_sentence(text, start..text.len(), options.max_chars, &mut out);
-    out
+    if out.len() < limit {
+        push_sentence(text, start..text.len(), options.max_chars, limit, &mut out);
+    }
+    let end = out.last().map_or(0, |r| r.end);
+    (out, !text[end..].trim().is_empty())
 }
 
 /// How an entry of [`ABBREVIATIONS`] behaves before whitespace.
@@ -326,8 +345,15 @@ fn abbreviation(token: &str) -> Option<Abbrev> {
 }
 
 /// Trims `range` and, when the rest is not empty, pushes it to `out`, split
-/// at clause boundaries if it is longer than `max_chars`.
-fn push_sentence(text: &str, range: Range<usize>, max_chars: usize, out: &mut Vec<Range<usize>>) {
+/// at clause boundaries if it is longer than `max_chars`; stops once `out`
+/// holds `limit` sentences.
+fn push_sentence(
+    text: &str,
+    range: Range<usize>,
+    max_chars: usize,
+    limit: usize,
+    out: &mut Vec<Range<usize>>,
+) {
     let Some(range) = trimmed(text, range) else {
         return;
     };
@@ -338,12 +364,17 @@ fn push_sentence(text: &str, range: Range<usize>, max_chars: usize, out: &mut Ve
     let piece = &text[range.clone()];
     let chars: Vec<(usize, char)> = piece.char_indices().collect();
     let mut from = 0;
-    for cut in run_on_cuts(&chars, max_chars) {
+    for cut in run_on_cuts(&chars, max_chars, limit.saturating_sub(out.len())) {
+        if out.len() >= limit {
+            break;
+        }
         let end = byte_at(piece, &chars, cut);
         out.extend(trimmed(text, range.start + from..range.start + end));
         from = end;
     }
-    out.extend(trimmed(text, range.start + from..range.end));
+    if out.len() < limit {
+        out.extend(trimmed(text, range.start + from..range.end));
+    }
 }
 
 /// `range` without leading and trailing whitespace, or `None` if nothing is left.
@@ -358,8 +389,9 @@ fn trimmed(text: &str, range: Range<usize>) -> Option<Range<usize>> {
 /// the last clause boundary that keeps the piece within `max_chars` and
 /// neither piece tiny; failing that the last whitespace within reach; and
 /// failing that the first whitespace at all, so an over-long word stands
-/// alone. Never cuts inside a word.
-fn run_on_cuts(chars: &[(usize, char)], max_chars: usize) -> Vec<usize> {
+/// alone. Never cuts inside a word. Stops once the cuts make `pieces`
+/// pieces that are not blank.
+fn run_on_cuts(chars: &[(usize, char)], max_chars: usize, pieces: usize) -> Vec<usize> {
     let n = chars.len();
     let verbs: Vec<String> = REPORTING_VERBS
         .iter()
@@ -393,7 +425,8 @@ fn run_on_cuts(chars: &[(usize, char)], max_chars: usize) -> Vec<usize> {
     let min_len = MIN_PIECE_CHARS.min(max_chars / 2);
     let mut cuts = Vec::new();
     let mut cur = 0;
-    while n - cur > max_chars {
+    let mut made = 0;
+    while n - cur > max_chars && made < pieces {
         let reach = cur + max_chars;
         let within = |v: &[usize]| {
             let lo = v.partition_point(|&p| p <= cur);
@@ -414,6 +447,9 @@ fn run_on_cuts(chars: &[(usize, char)], max_chars: usize) -> Vec<usize> {
                 (a, b) => a.or(b),
             });
         let Some(cut) = pick else { break };
+        if chars[cur..cut].iter().any(|&(_, c)| !c.is_whitespace()) {
+            made += 1;
+        }
         cuts.push(cut);
         cur = cut;
     }

@@ -1,7 +1,7 @@
 //! HTML input: readability extraction, then the same cleaning as text, with
 //! offsets into the extracted text that is returned.
 
-use khulasa_text::{CleanOptions, Page, Reason, clean};
+use khulasa_text::{CleanOptions, HtmlExtraction, Page, Reason, clean};
 
 fn fixture(name: &str) -> String {
     let path = format!(
@@ -22,6 +22,7 @@ fn arabic_portal_keeps_the_article_and_drops_site_furniture() {
         &CleanOptions::default(),
     )
     .unwrap();
+    assert_eq!(a.html_extraction, Some(HtmlExtraction::Readability));
     let text = a
         .extracted_text
         .as_deref()
@@ -63,6 +64,7 @@ fn english_wire_page() {
         a.main_story.title.as_deref(),
         Some("Coalition hands over Ain al-Asad operations centre")
     );
+    assert_eq!(a.html_extraction, Some(HtmlExtraction::Readability));
     let body = &a.main_story.text;
     assert!(body.starts_with("ANBAR, Iraq"));
     assert!(body.contains("Some lawmakers in Baghdad criticised"));
@@ -99,5 +101,24 @@ fn empty_and_broken_html_do_not_fail() {
     ] {
         let a = clean(Page::Html(html), &CleanOptions::default()).unwrap();
         assert!(a.extracted_text.is_some(), "{html:?}");
+        assert!(a.html_extraction.is_some(), "{html:?}");
     }
+}
+
+#[test]
+fn a_page_without_an_article_gives_all_its_text_a_block_a_line() {
+    // Regression: the fallback took the body's text in one piece, so
+    // "Copyright<br>Contact" came out as "CopyrightContact".
+    let a = clean(
+        Page::Html(
+            "<html><body><footer>Copyright 2024 Example News<br>Contact us</footer></body></html>",
+        ),
+        &CleanOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(a.html_extraction, Some(HtmlExtraction::AllText));
+    assert_eq!(
+        a.extracted_text.as_deref(),
+        Some("Copyright 2024 Example News\nContact us\n")
+    );
 }

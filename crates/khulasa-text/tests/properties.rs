@@ -1,8 +1,13 @@
 //! Properties that hold for any input: no panic, offsets inside the text
 //! and on character boundaries, sentences ordered and disjoint, and every
-//! visible character either in the main story or in a removed block.
+//! visible character either in the main story or in a removed block, with
+//! the limits hit too; capped sentences are the first of the uncapped
+//! ones; flattened HTML keeps every visible character.
 
-use khulasa_text::{CleanOptions, CleanedArticle, Page, Span, clean};
+use khulasa_text::{
+    CleanLimits, CleanOptions, CleanedArticle, HtmlExtraction, Page, Span, clean,
+    html::flatten_text,
+};
 use proptest::prelude::*;
 
 /// Pieces that make page-like input: words in several scripts, cue
@@ -129,8 +134,94 @@ fn check(text: &str, a: &CleanedArticle) {
     }
 }
 
+/// Limits small enough for generated pages to hit.
+fn tight_limits() -> impl Strategy<Value = CleanLimits> {
+    (0usize..6, 1usize..6, 1usize..40, 1usize..200, 0usize..4).prop_map(
+        |(max_sentences, max_html_depth, max_html_elements, max_html_depth_sum, formatting)| {
+            CleanLimits {
+                max_sentences,
+                max_html_depth,
+                max_html_elements,
+                max_html_depth_sum,
+                max_html_open_formatting: formatting,
+            }
+        },
+    )
+}
+
+fn unlimited_sentences() -> CleanOptions {
+    let mut o = CleanOptions::default();
+    o.limits.max_sentences = usize::MAX;
+    o
+}
+
+/// Markup pieces with the text a browser shows for each.
+fn markup() -> impl Strategy<Value = (String, String)> {
+    let shown = |s: &str, v: &str| Just((s.to_string(), v.to_string()));
+    prop_oneof![
+        "[a-zA-Z0-9 .,!?ء-ي]{1,20}".prop_map(|t| (t.clone(), t)),
+        shown("<p>", ""),
+        shown("</p>", ""),
+        shown("<div class=\"a>b\">", ""),
+        shown("</div>", ""),
+        shown("<b>", ""),
+        shown("<font color=red>", ""),
+        shown("</b>", ""),
+        shown("<br>", ""),
+        shown("<table><tr><td>", ""),
+        shown("&amp;", "&"),
+        shown("&#1580;", "ج"),
+        shown("&lt;", "<"),
+        shown("&nbsp;", "\u{a0}"),
+        shown("<script>if (a<b) {}</script>", ""),
+        shown("<style>p { }</style>", ""),
+        shown("<!-- <p>hidden</p> -->", ""),
+        shown("<title>T</title>", ""),
+        shown("<img alt=x src=y.png>", ""),
+        shown("\n", ""),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn limits_hit_keep_the_invariants_and_cap_a_prefix(text in page(), limits in tight_limits()) {
+        let options = CleanOptions { limits, ..CleanOptions::default() };
+        let a = clean(Page::Text(&text), &options).unwrap();
+        check(&text, &a);
+        let all = clean(Page::Text(&text), &unlimited_sentences()).unwrap();
+        let n = all.sentences.len().min(limits.max_sentences);
+        prop_assert_eq!(&a.sentences[..], &all.sentences[..n]);
+        prop_assert_eq!(a.truncated, all.sentences.len() > limits.max_sentences);
+        prop_assert_eq!(&a.main_story, &all.main_story);
+        prop_assert_eq!(&a.removed, &all.removed);
+    }
+
+    #[test]
+    fn html_past_its_limits_keeps_the_invariants(text in page(), limits in tight_limits()) {
+        let html = format!("<html><body><article><p>{text}</p><div><b>{text}</b></div></body>");
+        let options = CleanOptions { limits, ..CleanOptions::default() };
+        if let Ok(a) = clean(Page::Html(&html), &options) {
+            prop_assert!(a.html_extraction.is_some());
+            check(a.extracted_text.as_deref().unwrap(), &a);
+        }
+    }
+
+    #[test]
+    fn flattened_html_shows_every_visible_character(pieces in prop::collection::vec(markup(), 0..60)) {
+        let html: String = "<p>".to_string() + &pieces.iter().map(|(h, _)| h.as_str()).collect::<String>();
+        let shown: String = pieces.iter().map(|(_, v)| v.as_str()).collect();
+        let visible = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        let flat = flatten_text(&html);
+        prop_assert_eq!(visible(&flat), visible(&shown), "{:?}", html);
+        // The same text reaches the cleaner when a limit is passed.
+        let mut options = CleanOptions::default();
+        options.limits.max_html_depth = 0;
+        let a = clean(Page::Html(&html), &options).unwrap();
+        prop_assert_eq!(a.html_extraction, Some(HtmlExtraction::Flattened));
+        prop_assert_eq!(a.extracted_text.as_deref(), Some(flat.as_str()));
+    }
 
     #[test]
     fn any_text_page_keeps_the_invariants(text in page()) {
