@@ -83,6 +83,7 @@ fn run(label: &str, input: &Path, engine: Engine) {
     let out = dir.path().join("out.jsonl");
     let summary = archive::run(
         ArchiveOptions {
+        durability: Default::default(),
             inputs: vec![input.to_path_buf()],
             output: Some(out.clone()),
             format: Format::Jsonl,

@@ -3,7 +3,7 @@
 //! line, and `-` for JSONL on stdin. A bad line or file becomes an error
 //! item with its id; reading goes on.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use crate::pipeline::ArticleInput;
@@ -119,36 +119,110 @@ fn read_page(path: &Path, id: String) -> InputItem {
     })
 }
 
-/// Reads JSONL lines into `out`; false when `out` asked to stop.
-fn read_jsonl(reader: impl BufRead, origin: &str, out: &mut impl FnMut(InputItem) -> bool) -> bool {
-    for (i, line) in reader.lines().enumerate() {
+/// Longest JSONL line read (an article is at most a few MB; a file without
+/// newlines must not be read into memory whole).
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// Reads JSONL lines into `out`; false when `out` asked to stop. A line
+/// that is not UTF-8, not JSON, or longer than [`MAX_LINE_BYTES`] becomes
+/// an error item and reading goes on; only an I/O error ends the file.
+fn read_jsonl(
+    mut reader: impl BufRead,
+    origin: &str,
+    out: &mut impl FnMut(InputItem) -> bool,
+) -> bool {
+    let mut line = Vec::new();
+    for i in 0.. {
         let fallback_id = format!("{origin}:{}", i + 1);
-        let go_on = match line {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line);
+        let item = match read {
+            Ok(0) => return true,
             Err(e) => {
                 out(Err((fallback_id, e.to_string())));
-                break;
+                return true;
             }
-            Ok(l) if l.trim().is_empty() => true,
-            Ok(l) => out(match serde_json::from_str::<ArticleInput>(&l) {
-                Ok(mut a) => {
-                    if a.id.is_empty() {
-                        a.id = fallback_id;
+            Ok(_) if line.len() > MAX_LINE_BYTES && line.last() != Some(&b'\n') => {
+                // Skip the rest of the over-long line.
+                let mut rest = Vec::new();
+                loop {
+                    rest.clear();
+                    match (&mut reader).take(1 << 20).read_until(b'\n', &mut rest) {
+                        Ok(0) => break,
+                        Ok(_) if rest.last() == Some(&b'\n') => break,
+                        Ok(_) => {}
+                        Err(_) => break,
                     }
-                    Ok(a)
                 }
-                Err(e) => {
-                    // Keep the id when the line has one, so the error is traceable.
-                    let id = serde_json::from_str::<serde_json::Value>(&l)
-                        .ok()
-                        .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
-                        .unwrap_or(fallback_id);
-                    Err((id, format!("bad JSON line: {e}")))
-                }
-            }),
+                Some(Err((
+                    fallback_id,
+                    format!("line longer than {MAX_LINE_BYTES} bytes"),
+                )))
+            }
+            Ok(_) => match std::str::from_utf8(&line) {
+                Err(e) => Some(Err((fallback_id, format!("the line is not UTF-8: {e}")))),
+                Ok(l) if l.trim().is_empty() => None,
+                Ok(l) => Some(parse_line(l, fallback_id)),
+            },
         };
-        if !go_on {
+        if let Some(item) = item
+            && !out(item)
+        {
             return false;
         }
     }
     true
+}
+
+fn parse_line(l: &str, fallback_id: String) -> InputItem {
+    match serde_json::from_str::<ArticleInput>(l) {
+        Ok(mut a) => {
+            if a.id.is_empty() {
+                a.id = fallback_id;
+            }
+            Ok(a)
+        }
+        Err(e) => {
+            // Keep the id when the line has one, so the error is traceable.
+            let id = serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
+                .unwrap_or(fallback_id);
+            Err((id, format!("bad JSON line: {e}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(bytes: &[u8]) -> Vec<Result<String, String>> {
+        let mut got = Vec::new();
+        read_jsonl(std::io::Cursor::new(bytes), "f", &mut |item| {
+            got.push(item.map(|a| a.id).map_err(|(id, _)| id));
+            true
+        });
+        got
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_fails_alone() {
+        // Regression: `lines()` stopped reading the whole file at the first
+        // line that was not UTF-8, losing every input after it.
+        let mut bytes = b"{\"id\":\"a\",\"text\":\"x\"}\n".to_vec();
+        bytes.extend_from_slice(b"{\"id\":\"b\",\"text\":\"\xff\xfe\"}\n\n");
+        bytes.extend_from_slice(b"not json\n{\"text\":\"y\"}");
+        assert_eq!(
+            ids(&bytes),
+            [
+                Ok("a".to_string()),
+                Err("f:2".to_string()),
+                Err("f:4".to_string()),
+                Ok("f:5".to_string())
+            ]
+        );
+    }
 }

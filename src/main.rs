@@ -177,6 +177,12 @@ struct ArchiveArgs {
     /// Overwrite an existing --output instead of refusing to.
     #[arg(long, conflicts_with = "resume")]
     force: bool,
+    /// Force records to the disk (fsync) every N records, 1 for each one,
+    /// so they survive a power loss too; 0 (default): once written they
+    /// survive the process being killed, which is enough unless the machine
+    /// itself may go down.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    fsync: usize,
     /// No progress bar (it is only drawn on a terminal anyway).
     #[arg(long, short)]
     quiet: bool,
@@ -621,29 +627,32 @@ fn run(command: Command) -> anyhow::Result<()> {
                 },
                 tasks: Default::default(),
             };
-            let engine = if a.servers.is_empty() {
-                let (analyzer, _) = analysis.batched_analyzer(
-                    std::time::Duration::from_millis(4),
-                    std::sync::Arc::new(Metrics::new()),
-                )?;
-                archive::Engine::Local {
-                    analyzer: std::sync::Arc::new(analyzer),
-                    workers: a.workers.max(1),
-                }
-            } else {
-                archive::Engine::Remote(archive::remote::RemoteOptions {
-                    servers: a.servers.clone(),
-                    api_key: a.api_key.clone(),
-                    ca_cert: match &a.server_ca {
-                        Some(p) => Some(
-                            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-                        ),
-                        None => None,
-                    },
-                    ..Default::default()
+            let engine = || -> anyhow::Result<archive::Engine> {
+                Ok(if a.servers.is_empty() {
+                    let (analyzer, _) = analysis.batched_analyzer(
+                        std::time::Duration::from_millis(4),
+                        std::sync::Arc::new(Metrics::new()),
+                    )?;
+                    archive::Engine::Local {
+                        analyzer: std::sync::Arc::new(analyzer),
+                        workers: a.workers.max(1),
+                    }
+                } else {
+                    archive::Engine::Remote(archive::remote::RemoteOptions {
+                        servers: a.servers.clone(),
+                        api_key: a.api_key.clone(),
+                        ca_cert: match &a.server_ca {
+                            Some(p) => Some(
+                                std::fs::read(p)
+                                    .with_context(|| format!("reading {}", p.display()))?,
+                            ),
+                            None => None,
+                        },
+                        ..Default::default()
+                    })
                 })
             };
-            let summary = archive::run(
+            let summary = archive::run_with(
                 archive::ArchiveOptions {
                     inputs: paths,
                     output: a.output,
@@ -655,6 +664,10 @@ fn run(command: Command) -> anyhow::Result<()> {
                     resume: a.resume,
                     force: a.force,
                     progress: !a.quiet && archive::stderr_is_terminal(),
+                    durability: match a.fsync {
+                        0 => archive::sink::Durability::Written,
+                        n => archive::sink::Durability::SyncEvery(n),
+                    },
                     run: options,
                 },
                 engine,

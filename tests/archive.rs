@@ -150,8 +150,10 @@ fn duplicates_and_bad_lines_are_reported_and_csv_is_flat() {
     lines.push(lines[1].clone()); // a duplicate id
     lines.push(serde_json::json!({"id": "no-text"}));
     lines.push(serde_json::json!({"id": "bad-field", "text": 7}));
+    // Regression: an unreadable line skipped the duplicate-id check.
+    lines.push(serde_json::json!({"id": "bad-field", "html": []}));
     write_jsonl(&input, &lines);
-    let run = analyze(&[
+    let args = [
         "--quiet",
         "--format",
         "csv",
@@ -160,9 +162,8 @@ fn duplicates_and_bad_lines_are_reported_and_csv_is_flat() {
         out.to_str().unwrap(),
         "--errors",
         errors.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
+    ];
+    let run = analyze(&args).output().unwrap();
     assert_eq!(run.status.code(), Some(2), "failures give exit code 2");
 
     let mut csv = csv::Reader::from_path(&out).unwrap();
@@ -189,13 +190,40 @@ fn duplicates_and_bad_lines_are_reported_and_csv_is_flat() {
         }
     }
 
-    let errs = records(&errors);
-    let err_ids: HashSet<&str> = errs.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    assert_eq!(err_ids, HashSet::from(["art-001", "no-text", "bad-field"]));
-    assert!(
-        errs.iter()
-            .all(|e| !e["reason"].as_str().unwrap().is_empty())
-    );
+    let error_ids = |path: &Path| {
+        let mut ids: Vec<String> = records(path)
+            .iter()
+            .map(|e| {
+                assert!(!e["reason"].as_str().unwrap().is_empty());
+                e["id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    // The duplicate of art-001, the two bad lines and the bad line's duplicate.
+    let expected = ["art-001", "bad-field", "bad-field", "no-text"];
+    assert_eq!(error_ids(&errors), expected);
+
+    // Resuming with the other format is refused, and the output untouched.
+    let before = std::fs::read(&out).unwrap();
+    let mut wrong = args.to_vec();
+    wrong[2] = "jsonl";
+    wrong.push("--resume");
+    let refused = analyze(&wrong).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--format csv"));
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+
+    // Resuming retries the failures and reports the duplicates again: the
+    // errors file ends with the same entries, not twice as many.
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let again = analyze(&resume).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(error_ids(&errors), expected);
+    let rows = csv::Reader::from_path(&out).unwrap().records().count();
+    assert_eq!(rows, 5);
 }
 
 fn sink_header() -> Vec<&'static str> {
@@ -225,6 +253,7 @@ async fn the_remote_engine_balances_over_servers_and_retries() {
     let n = 12;
     write_jsonl(&input, &articles(n));
     let options = ArchiveOptions {
+        durability: Default::default(),
         inputs: vec![input.clone()],
         output: Some(out.clone()),
         format: Format::Jsonl,

@@ -24,7 +24,7 @@ use khulasa_analysis::Analyzer;
 
 use crate::inputs;
 use crate::pipeline::{self, ArticleInput, ArticleOutput, RunOptions};
-use sink::{ErrorLog, Format, Sink};
+use sink::{Durability, ErrorLog, Format, Sink};
 
 /// Where the analysis runs.
 pub enum Engine {
@@ -57,6 +57,8 @@ pub struct ArchiveOptions {
     pub force: bool,
     /// Show a progress bar (only drawn on a terminal).
     pub progress: bool,
+    /// How often records are forced to the disk.
+    pub durability: Durability,
     /// Options for every article.
     pub run: RunOptions,
 }
@@ -117,9 +119,22 @@ pub fn stderr_is_terminal() -> bool {
 /// lines in the errors file), not errors; an error here means the run
 /// itself could not go on (unwritable output, no server ever reachable…).
 pub fn run(options: ArchiveOptions, engine: Engine) -> anyhow::Result<Summary> {
+    run_with(options, || Ok(engine))
+}
+
+/// [`run`] with the engine built only once the output is open, so that a
+/// refused `--resume` or an existing output is reported at once, before a
+/// model is loaded.
+pub fn run_with(
+    options: ArchiveOptions,
+    engine: impl FnOnce() -> anyhow::Result<Engine>,
+) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let (mut sink, resumed) = match &options.output {
-        Some(path) => Sink::open(path, options.format, options.resume, options.force)?,
+        Some(path) => {
+            let (sink, resumed) = Sink::open(path, options.format, options.resume, options.force)?;
+            (sink.with_durability(options.durability), resumed)
+        }
         None => {
             anyhow::ensure!(
                 !options.resume,
@@ -139,7 +154,7 @@ pub fn run(options: ArchiveOptions, engine: Engine) -> anyhow::Result<Summary> {
         );
     }
     let mut errors = match &options.errors {
-        Some(p) => Some(ErrorLog::open(p, options.resume)?),
+        Some(p) => Some(ErrorLog::open(p, options.durability)?),
         None => None,
     };
 
@@ -162,7 +177,7 @@ pub fn run(options: ArchiveOptions, engine: Engine) -> anyhow::Result<Summary> {
             .name("inputs".into())
             .spawn(move || read_inputs(&paths, &done, work_tx, record_tx))?
     };
-    let engine = start_engine(engine, options.run.clone(), work_rx, record_tx)?;
+    let engine = start_engine(engine()?, options.run.clone(), work_rx, record_tx)?;
 
     let mut summary = Summary::default();
     for record in record_rx {
@@ -194,6 +209,10 @@ pub fn run(options: ArchiveOptions, engine: Engine) -> anyhow::Result<Summary> {
         }
     }
     bar.finish_and_clear();
+    sink.finish()?;
+    if let Some(log) = &mut errors {
+        log.finish()?;
+    }
     reader
         .join()
         .map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
@@ -243,17 +262,22 @@ fn read_inputs(
 ) {
     let mut seen = HashSet::new();
     inputs::for_each(paths, |item| {
+        // Every input's id is checked, unreadable ones too (they still get a
+        // record), and before `done`, so a resumed run reports them again.
+        let id = match &item {
+            Ok(input) => &input.id,
+            Err((id, _)) => id,
+        };
+        if !seen.insert(id.clone()) {
+            tracing::warn!(%id, "duplicate id: only the first input with it is analysed");
+            let record = Record::Duplicate(ArticleOutput::failed(
+                id.clone(),
+                "invalid_argument",
+                "duplicate id: an earlier input has the same id; only that one is analysed".into(),
+            ));
+            return records.send(record).is_ok();
+        }
         let record = match item {
-            // Checked before `done` so a resumed run reports them again.
-            Ok(input) if !seen.insert(input.id.clone()) => {
-                tracing::warn!(id = %input.id, "duplicate id: only the first input with it is analysed");
-                Record::Duplicate(ArticleOutput::failed(
-                    input.id,
-                    "invalid_argument",
-                    "duplicate id: an earlier input has the same id; only that one is analysed"
-                        .into(),
-                ))
-            }
             Err((id, message)) => {
                 Record::Done(ArticleOutput::failed(id, "invalid_argument", message))
             }

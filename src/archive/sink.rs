@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -82,6 +82,27 @@ impl Format {
         }
     }
 
+    /// The format an existing output's first line shows: the CSV header,
+    /// or a JSON object; `None` for anything else.
+    fn detect(first_line: &[u8]) -> Option<Self> {
+        let line = String::from_utf8_lossy(first_line);
+        let line = line.trim_end();
+        if line.starts_with('{') {
+            Some(Format::Jsonl)
+        } else if line == CSV_HEADER.join(",") {
+            Some(Format::Csv)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        }
+    }
+
     /// The id of a complete line and whether it records a failure; `None`
     /// for a line that is not a record (the CSV header, or damage).
     fn read(self, line: &str) -> Option<(String, bool)> {
@@ -129,10 +150,24 @@ pub struct Resumed {
     pub repaired_tail: bool,
 }
 
+/// How often records are forced to the disk (`fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Never: a record is safe once written (it survives the process being
+    /// killed, not the machine losing power).
+    #[default]
+    Written,
+    /// After every `n` records (and at the end).
+    SyncEvery(usize),
+}
+
 /// The output: a file (appended to, one `write` per record) or stdout.
 pub struct Sink {
     out: Box<dyn Write + Send>,
+    file: Option<File>,
     format: Format,
+    durability: Durability,
+    unsynced: usize,
 }
 
 impl Sink {
@@ -148,6 +183,7 @@ impl Sink {
     ) -> anyhow::Result<(Self, Resumed)> {
         let existing = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let resumed = if existing > 0 && resume {
+            check_format(path, format)?;
             repair(path, format)?
         } else if existing > 0 && !force {
             anyhow::bail!(
@@ -168,8 +204,11 @@ impl Sink {
         }
         Ok((
             Self {
-                out: Box::new(file),
+                out: Box::new(file.try_clone()?),
+                file: Some(file),
                 format,
+                durability: Durability::Written,
+                unsynced: 0,
             },
             resumed,
         ))
@@ -183,8 +222,17 @@ impl Sink {
         }
         Ok(Self {
             out: Box::new(out),
+            file: None,
             format,
+            durability: Durability::Written,
+            unsynced: 0,
         })
+    }
+
+    /// Forces records to the disk as `durability` says (files only).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
     }
 
     /// Writes one record as one line, at once, and flushes it.
@@ -192,7 +240,53 @@ impl Sink {
         let line = self.format.line(record)?;
         self.out.write_all(line.as_bytes())?;
         self.out.flush()?;
+        if let (Durability::SyncEvery(n), Some(file)) = (self.durability, &self.file) {
+            self.unsynced += 1;
+            if self.unsynced >= n.max(1) {
+                file.sync_data()?;
+                self.unsynced = 0;
+            }
+        }
         Ok(())
+    }
+
+    /// Forces what is left to the disk (with `--fsync`) at the end of a run.
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        self.out.flush()?;
+        if let (Durability::SyncEvery(_), Some(file)) = (self.durability, &self.file)
+            && self.unsynced > 0
+        {
+            file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses to resume an output written in another format: reading it as
+/// this one would find no records, drop them all as damage, and lose the
+/// earlier run.
+fn check_format(path: &Path, format: Format) -> anyhow::Result<()> {
+    let mut first = Vec::new();
+    BufReader::new(File::open(path).with_context(|| format!("reading {}", path.display()))?)
+        .take(64 << 10)
+        .read_until(b'\n', &mut first)?;
+    match Format::detect(&first) {
+        Some(found) if found != format => anyhow::bail!(
+            "{} holds {} records but this run writes {}: pass --format {} to resume it, or \
+             --force to start over",
+            path.display(),
+            found.name(),
+            format.name(),
+            found.name()
+        ),
+        Some(_) => Ok(()),
+        None => anyhow::bail!(
+            "{} does not look like a khulasa {} output (its first line is neither a record \
+             nor the CSV header); refusing to resume into it",
+            path.display(),
+            format.name()
+        ),
     }
 }
 
@@ -288,25 +382,35 @@ struct ErrorLine<'a> {
     reason: &'a str,
 }
 
-/// The `--errors` file: one JSON line per failed input (id, code, reason).
-/// Appended to when resuming, started afresh otherwise.
+/// The `--errors` file: one JSON line per failed input (id, code, reason),
+/// written whole in one `write` like the output.
+///
+/// On `--resume` it is started afresh too: the resumed run retries every
+/// failed input of the earlier one (their records were dropped from the
+/// output) and reports duplicates again, so each earlier line would be
+/// stale or repeated, and a line torn by a kill would glue onto the next.
+/// What it holds is always the failures of the output as it stands.
 pub struct ErrorLog {
     file: File,
+    durability: Durability,
+    unsynced: usize,
 }
 
 impl ErrorLog {
-    /// Opens the errors file.
-    pub fn open(path: &Path, resume: bool) -> anyhow::Result<Self> {
+    /// Opens the errors file, empty.
+    pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Self> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .truncate(false)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
-        if !resume {
-            file.set_len(0)?;
-        }
-        Ok(Self { file })
+        file.set_len(0)?;
+        Ok(Self {
+            file,
+            durability,
+            unsynced: 0,
+        })
     }
 
     /// Records a failed input, if `record` is one.
@@ -318,6 +422,22 @@ impl ErrorLog {
                 reason: &e.message,
             })? + "\n";
             self.file.write_all(line.as_bytes())?;
+            if let Durability::SyncEvery(n) = self.durability {
+                self.unsynced += 1;
+                if self.unsynced >= n.max(1) {
+                    self.file.sync_data()?;
+                    self.unsynced = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forces what is left to the disk (with `--fsync`).
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        if self.unsynced > 0 {
+            self.file.sync_data()?;
+            self.unsynced = 0;
         }
         Ok(())
     }
@@ -399,6 +519,62 @@ mod tests {
         let (_, resumed) = Sink::open(&path, Format::Jsonl, false, true).unwrap();
         assert!(resumed.done.is_empty());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    }
+
+    #[test]
+    fn resume_refuses_an_output_of_the_other_format() {
+        // Regression: resuming a JSONL output with --format csv dropped every
+        // record as damage and started over, silently.
+        for (written, asked) in [(Format::Jsonl, Format::Csv), (Format::Csv, Format::Jsonl)] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("out");
+            let (mut sink, _) = Sink::open(&path, written, false, false).unwrap();
+            sink.write(&ok("a")).unwrap();
+            drop(sink);
+            let before = std::fs::read(&path).unwrap();
+            let err = Sink::open(&path, asked, true, false).err().unwrap().to_string();
+            assert!(err.contains(&format!("--format {}", written.name())), "{err}");
+            assert_eq!(std::fs::read(&path).unwrap(), before, "the output was touched");
+            assert!(Sink::open(&path, written, true, false).is_ok());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, "my notes\n").unwrap();
+        assert!(Sink::open(&path, Format::Jsonl, true, false).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "my notes\n");
+    }
+
+    #[test]
+    fn fsync_every_n_records_still_writes_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let (sink, _) = Sink::open(&path, Format::Jsonl, false, false).unwrap();
+        let mut sink = sink.with_durability(Durability::SyncEvery(3));
+        for id in ["a", "b", "c", "d"] {
+            sink.write(&ok(id)).unwrap();
+        }
+        assert_eq!(sink.unsynced, 1);
+        sink.finish().unwrap();
+        assert_eq!(sink.unsynced, 0);
+        assert_eq!(ids(&path, Format::Jsonl), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn the_errors_file_starts_afresh_even_when_resuming() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("errors.jsonl");
+        // A killed run left a stale line and a torn one.
+        std::fs::write(&path, "{\"id\":\"old\",\"code\":\"internal\",\"reason\":\"x\"}\n{\"id\":\"to").unwrap();
+        let mut log = ErrorLog::open(&path, Durability::Written).unwrap();
+        log.write(&failed("b")).unwrap();
+        log.write(&ok("c")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["id"], "b");
     }
 
     #[test]
