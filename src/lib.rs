@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod eval;
+pub mod fuzzing;
 pub mod inputs;
 pub mod model_dir;
 pub mod pipeline;

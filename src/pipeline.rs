@@ -86,6 +86,13 @@ pub struct ArticleOutput {
     /// Every sentence of the main story with offsets (title first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sentences: Option<Vec<khulasa_text::Sentence>>,
+    /// The story had more sentences than the cleaner's cap: `sentences`
+    /// (and the analyses) cover only its first ones.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// For HTML input, how its text was extracted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html_extraction: Option<khulasa_text::HtmlExtraction>,
     /// Topic probabilities, most probable first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topics: Option<Vec<LabelScore>>,
@@ -111,6 +118,8 @@ impl ArticleOutput {
             language: None,
             main_story: None,
             sentences: None,
+            truncated: false,
+            html_extraction: None,
             topics: None,
             primary_topic: None,
             stance: None,
@@ -279,6 +288,8 @@ impl From<Analyzed> for ArticleOutput {
                 title: article.main_story.title.clone(),
                 text: article.main_story.text.clone(),
             }),
+            truncated: article.truncated,
+            html_extraction: article.html_extraction,
             sentences: Some(article.sentences),
             primary_topic: topics.as_ref().and_then(|t| t.primary.clone()),
             topics: topics.map(|t| t.labels),

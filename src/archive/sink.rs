@@ -532,9 +532,19 @@ mod tests {
             sink.write(&ok("a")).unwrap();
             drop(sink);
             let before = std::fs::read(&path).unwrap();
-            let err = Sink::open(&path, asked, true, false).err().unwrap().to_string();
-            assert!(err.contains(&format!("--format {}", written.name())), "{err}");
-            assert_eq!(std::fs::read(&path).unwrap(), before, "the output was touched");
+            let err = Sink::open(&path, asked, true, false)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                err.contains(&format!("--format {}", written.name())),
+                "{err}"
+            );
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                before,
+                "the output was touched"
+            );
             assert!(Sink::open(&path, written, true, false).is_ok());
         }
         let dir = tempfile::tempdir().unwrap();
@@ -564,7 +574,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("errors.jsonl");
         // A killed run left a stale line and a torn one.
-        std::fs::write(&path, "{\"id\":\"old\",\"code\":\"internal\",\"reason\":\"x\"}\n{\"id\":\"to").unwrap();
+        std::fs::write(
+            &path,
+            "{\"id\":\"old\",\"code\":\"internal\",\"reason\":\"x\"}\n{\"id\":\"to",
+        )
+        .unwrap();
         let mut log = ErrorLog::open(&path, Durability::Written).unwrap();
         log.write(&failed("b")).unwrap();
         log.write(&ok("c")).unwrap();

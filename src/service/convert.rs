@@ -331,9 +331,11 @@ pub(crate) fn response(
         }),
         model_id: model_id.to_string(),
         timings: Some(timings),
-        // FIXME(text limits): from CleanedArticle once the cleaner reports them.
-        truncated: false,
-        html_extraction: String::new(),
+        truncated: article.truncated,
+        html_extraction: article
+            .html_extraction
+            .map(|h| h.as_str().to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -429,10 +431,11 @@ pub fn result_to_output(r: proto::AnalyzeResult) -> ArticleOutput {
     match r.outcome {
         Some(proto::analyze_result::Outcome::Response(response)) => response_to_output(response),
         Some(proto::analyze_result::Outcome::Error(e)) => {
-            let code = if e.code == "INVALID_ARGUMENT" {
-                "invalid_argument"
-            } else {
-                "internal"
+            let code = match e.code.as_str() {
+                "INVALID_ARGUMENT" => "invalid_argument",
+                "DEADLINE_EXCEEDED" => "deadline_exceeded",
+                "CANCELLED" => "cancelled",
+                _ => "internal",
             };
             ArticleOutput::failed(r.id, code, format!("{}: {}", e.code, e.message))
         }
@@ -462,6 +465,13 @@ pub fn response_to_output(r: proto::AnalyzeResponse) -> ArticleOutput {
                 })
                 .collect(),
         ),
+        truncated: r.truncated,
+        html_extraction: match r.html_extraction.as_str() {
+            "readability" => Some(khulasa_text::HtmlExtraction::Readability),
+            "all_text" => Some(khulasa_text::HtmlExtraction::AllText),
+            "flattened" => Some(khulasa_text::HtmlExtraction::Flattened),
+            _ => None,
+        },
         primary_topic: topics
             .as_ref()
             .map(|t| t.primary.clone())

@@ -584,7 +584,8 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
                     max_stream_in_flight: l.max_stream_in_flight as u32,
                     max_queued_requests: l.max_queued as u32,
                     max_queued_bytes: l.max_queued_bytes as u64,
-                    max_sentences_per_article: 1000, // FIXME(text limits): from CleanLimits
+                    max_sentences_per_article: khulasa_text::CleanLimits::default().max_sentences
+                        as u32,
                     max_summary_sentences: l.max_summary_sentences as u32,
                     max_title_chars: l.max_title_chars as u32,
                     max_inline_label_set_bytes: l.max_inline_label_set_bytes as u64,

@@ -76,8 +76,8 @@ async fn fifty_thousand_one_word_sentences_are_analysed_up_to_the_cap() {
     // n × n similarity matrix for 50,000 sentences asked for ~20 GB.
     let server = TestServer::start(Limits::default(), &[]).await;
     let cap = info(&server).await.max_sentences_per_article as usize;
-    let text: String = (0..50_000).map(|i| format!("كلمة{i}! ")).collect();
-    assert!(text.len() < 600_000);
+    let text: String = (0..50_000).map(|i| format!("ب{}! ", i % 100)).collect();
+    assert!(text.len() < 400_000);
     let r = server
         .client()
         .await
@@ -617,4 +617,37 @@ async fn the_metrics_port_sheds_idle_connections() {
     scrape.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("khulasa_queue_depth"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_have_their_own_size_limit() {
+    // Regression: responses shared the request limit, so a batch could do
+    // all its work and then fail OUT_OF_RANGE. A response carries the story
+    // and every sentence again, about twice the request.
+    let limits = Limits {
+        max_message_bytes: 96 << 10,
+        ..Limits::default()
+    };
+    let server = TestServer::start(limits, &[]).await;
+    let story = long_story(120);
+    let articles: Vec<proto::Article> = (0..3).map(|i| article(&format!("r{i}"), &story)).collect();
+    let request = proto::AnalyzeBatchRequest {
+        articles,
+        options: None,
+    };
+    assert!(request.encoded_len() < 96 << 10);
+    let response = server
+        .client()
+        .await
+        .max_decoding_message_size(usize::MAX)
+        .analyze_batch(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        response.encoded_len() > 96 << 10,
+        "{}",
+        response.encoded_len()
+    );
+    server.stop().await;
 }

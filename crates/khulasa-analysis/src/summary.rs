@@ -264,6 +264,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_summary_reads_at_most_max_candidates_and_budget_sentences() {
+        // Regression: nothing capped candidates (the n x n matrix of 50,000
+        // sentences is 10 GB) or the budget (2^32 - 1 made selection cubic).
+        let n = MAX_CANDIDATES + 500;
+        let sentences: Vec<khulasa_text::Sentence> = (0..n)
+            .map(|i| khulasa_text::Sentence {
+                index: i,
+                text: format!("s{i}"),
+                span: khulasa_text::Span {
+                    start: i,
+                    end: i + 1,
+                    char_start: i,
+                    char_end: i + 1,
+                },
+                paragraph: Some(0),
+                is_title: false,
+            })
+            .collect();
+        // Nearly orthogonal unit vectors, so nothing is a duplicate.
+        let vectors: Vec<Vec<f32>> = (0..n)
+            .map(|i| {
+                let mut v = vec![0.0; 64];
+                v[i % 64] = 1.0;
+                v[(i / 64) % 64] += 0.5;
+                crate::math::l2_normalize(&mut v);
+                v
+            })
+            .collect();
+        let candidates: Vec<Candidate<'_>> = (0..n)
+            .map(|i| Candidate {
+                index: i,
+                sentence: &sentences[i],
+                vector: &vectors[i],
+            })
+            .collect();
+        let budget = SummaryBudget {
+            max_sentences: usize::MAX,
+            ..SummaryBudget::default()
+        };
+        let r = summarise(&candidates, None, None, &budget);
+        assert!(r.sentences.len() <= MAX_SUMMARY_SENTENCES);
+        assert!(r.sentences.iter().all(|s| s.index < MAX_CANDIDATES));
+    }
+
+    #[test]
     fn pacsum_prefers_sentences_that_announce_what_follows() {
         // 0 resembles 1 and 2 (later); 2 resembles 0 and 1 (earlier).
         let sim = vec![
