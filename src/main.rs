@@ -323,6 +323,19 @@ enum Command {
         /// Write per-article gold and predictions (JSONL) here.
         #[arg(long)]
         dump: Option<PathBuf>,
+        /// Score labelled JSONL sets instead (a file, or every .jsonl under
+        /// a directory), each with its trivial baselines: topics, stance
+        /// toward a target, claim-article and headline-pair stance,
+        /// extractive summaries (README, "Evaluating on your own data").
+        #[arg(long, value_name = "PATH", conflicts_with = "dump")]
+        suite: Option<PathBuf>,
+        /// The label set of a topic set: STEM=FILE.toml, STEM being the
+        /// set's file name without .jsonl (repeatable).
+        #[arg(long = "set-labels", value_name = "STEM=FILE")]
+        set_labels: Vec<String>,
+        /// Score only the first N items of each set.
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Print one embedding per text as a JSON array, in input order.
     Embed {
@@ -682,9 +695,47 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Eval {
             analysis,
+            json,
+            suite: Some(suite),
+            set_labels,
+            limit,
+            ..
+        } => {
+            let mut labels = std::collections::HashMap::new();
+            for spec in &set_labels {
+                let (stem, file) = spec
+                    .split_once('=')
+                    .with_context(|| format!("--set-labels {spec}: expected STEM=FILE.toml"))?;
+                let text =
+                    std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+                labels.insert(
+                    stem.to_string(),
+                    khulasa_analysis::LabelSet::from_toml(&text, file)?,
+                );
+            }
+            let sets = eval::suite::read_sets(&suite, limit)?;
+            let analyzer = analysis.analyzer()?;
+            let mut reports = Vec::new();
+            for set in &sets {
+                let started = std::time::Instant::now();
+                let report = eval::suite::evaluate_set(&analyzer, set, labels.get(&set.name))?;
+                tracing::info!(set = %set.name, items = set.items.len(), seconds = started.elapsed().as_secs_f64(), "scored");
+                reports.push(report);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                print!("{}", eval::suite::render(&reports));
+            }
+            Ok(())
+        }
+        Command::Eval {
+            analysis,
             devset,
             json,
             dump,
+            suite: None,
+            ..
         } => {
             let analyzer = analysis.analyzer()?;
             let devset = eval::read_devset(&devset)?;

@@ -1,5 +1,8 @@
 //! `khulasa eval`: topic macro-F1, stance macro-F1 and summary ROUGE-1/2 on
-//! a dev set (tests/fixtures/devset/devset.jsonl).
+//! a dev set (tests/fixtures/devset/devset.jsonl), and real labelled sets
+//! with their baselines ([`suite`]).
+
+pub mod suite;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
