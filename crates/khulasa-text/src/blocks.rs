@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use crate::cues::{CUES, Cue, Match, STOP_WORDS};
 use crate::normalize::normalize_for_matching;
+use crate::wrap;
 
 /// A block of the page with the features classification needs.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub(crate) struct Block {
     /// The cue phrase the block starts with, if any, and whether text
     /// follows the cue on the same line (e.g. "read also: <headline>").
     pub cue: Option<(Cue, bool)>,
+    /// Hard-wrapped lines rejoined: its line breaks are spaces.
+    pub wrapped: bool,
 }
 
 impl Block {
@@ -62,23 +65,97 @@ const BULLETS: &[char] = &[
 const TERMINALS: &[char] = &['.', '!', '?', '؟', '…', '۔'];
 const CLOSERS: &[char] = &['"', '\'', '”', '’', '»', ')', ']', '»'];
 
-/// Splits `text` into blocks: one per non-empty line, trimmed; a line that
-/// opens with a date notice and runs on into prose is split in two.
+/// Splits `text` into blocks: one per non-empty line, trimmed, or one per
+/// run of hard-wrapped lines ([`crate::wrap`]); a block that opens with a
+/// date notice and runs on into prose is split in two.
 pub(crate) fn blocks(text: &str) -> Vec<Block> {
-    let mut out = Vec::new();
+    let lines = lines(text);
+    let joins = wrap::joins(text, &lines, |i| {
+        let raw = &text[lines[i].range.clone()];
+        let key = key_of(raw);
+        let words = key.split_whitespace().count();
+        // Cues that start the line (one found anywhere, "cookie", does not
+        // stop a sentence running on); date lines and lone cue words,
+        // unless they end a sentence ("... in the summer of\n2014.",
+        // "... broadcast\nlive."). A date notice running into the lead may
+        // open a run: the joined block is split.
+        let ends_sentence = lines[i].terminal;
+        match match_cue(&key, words, false) {
+            Some((Cue::Date, true)) => wrap::Kind::DateNotice,
+            Some((Cue::Related | Cue::ReadAlso, false)) => wrap::Kind::ListHeader,
+            Some((_, false)) if ends_sentence => wrap::Kind::Text,
+            Some(_) => wrap::Kind::Furniture,
+            None if is_menu_row(raw) || (is_dateish(raw, words) && !ends_sentence) => {
+                wrap::Kind::Furniture
+            }
+            None => wrap::Kind::Text,
+        }
+    });
+    let mut out = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let mut last = i;
+        while joins[last] {
+            last += 1;
+        }
+        let range = lines[i].range.start..lines[last].range.end;
+        let wrapped = last > i;
+        match split_date_notice(text, range.clone()) {
+            Some((date, rest)) => {
+                out.push(block(text, date, false, wrapped));
+                out.push(block(text, rest, false, wrapped));
+            }
+            None => out.push(block(text, range, lines[i].indented, wrapped)),
+        }
+        i = last + 1;
+    }
+    out
+}
+
+/// The page's non-blank lines, with what [`wrap`] needs to know of them.
+fn lines(text: &str) -> Vec<wrap::Line> {
+    let mut out: Vec<wrap::Line> = Vec::new();
     let mut start = 0;
+    // Line breaks since the last non-blank line ("\r\n" is one), and
+    // whether a paragraph separator was among them.
+    let mut breaks = 0;
+    let mut paragraph_break = false;
+    let mut after_cr = false;
     for line in text.split_inclusive(['\n', '\r', '\u{2028}', '\u{2029}']) {
         let end = start + line.len();
-        let indented = line.starts_with([' ', '\t', '\u{a0}']);
         if let Some(r) = trim_range(text, start..end) {
-            match split_date_notice(text, r.clone()) {
-                Some((date, rest)) => {
-                    out.push(block(text, date, false));
-                    out.push(block(text, rest, false));
-                }
-                None => out.push(block(text, r, indented)),
-            }
+            let raw = &text[r.clone()];
+            out.push(wrap::Line {
+                indented: line.starts_with([' ', '\t', '\u{a0}']),
+                follows: !out.is_empty() && breaks == 1 && !paragraph_break,
+                chars: raw.chars().count(),
+                first_word: raw
+                    .split_whitespace()
+                    .next()
+                    .map_or(0, |w| w.chars().count()),
+                terminal: raw
+                    .trim_end_matches(CLOSERS)
+                    .trim_end()
+                    .ends_with(TERMINALS),
+                bullet: starts_with_list_marker(raw),
+                starts_with_stop: raw
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|w| !w.starts_with(char::is_uppercase) && is_stop_word(w)),
+                ends_with_stop: raw.split_whitespace().next_back().is_some_and(is_stop_word),
+                dateline: opens_with_dateline(raw),
+                range: r,
+            });
+            breaks = 0;
+            paragraph_break = false;
         }
+        match line.chars().next_back() {
+            Some('\n') if after_cr && line == "\n" => {}
+            Some('\n' | '\r' | '\u{2028}') => breaks += 1,
+            Some('\u{2029}') => paragraph_break = true,
+            _ => {}
+        }
+        after_cr = line.ends_with('\r');
         start = end;
     }
     out
@@ -105,17 +182,18 @@ fn is_invisible(c: char) -> bool {
         || c.is_control()
 }
 
-fn block(text: &str, range: Range<usize>, indented: bool) -> Block {
+fn block(text: &str, range: Range<usize>, indented: bool, wrapped: bool) -> Block {
     let raw = &text[range.clone()];
     let bullet = starts_with_list_marker(raw);
-    let listish = indented || bullet;
+    // A wrapped paragraph's indent is the paragraph's, not a list's.
+    let listish = (indented && !wrapped) || bullet;
     let key = key_of(raw);
     let words: Vec<&str> = key.split_whitespace().collect();
     let stops = stop_words();
     let n_stop = words.iter().filter(|w| stops.contains(**w)).count();
     let trimmed_end = raw.trim_end_matches(CLOSERS).trim_end();
     let terminal = trimmed_end.ends_with(TERMINALS);
-    let cue = match_cue(&key, words.len());
+    let cue = match_cue(&key, words.len(), true);
     let menu_row = is_menu_row(raw);
     let dateish = !menu_row && is_dateish(raw, words.len());
     Block {
@@ -133,6 +211,7 @@ fn block(text: &str, range: Range<usize>, indented: bool) -> Block {
         listish,
         cue,
         key,
+        wrapped,
     }
 }
 
@@ -166,6 +245,24 @@ pub(crate) fn key_of(raw: &str) -> String {
                 )
         });
     stripped.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether a line opens with a dateline: a place (and agency) in its
+/// first few words, closed by a dash or a slash ("BAGHDAD —", "ANBAR, Iraq
+/// (Reuters) -", "بغداد/ وكالة أنباء دجلة-", "الرافدين نيوز/-").
+fn opens_with_dateline(line: &str) -> bool {
+    line.split_whitespace().take(5).enumerate().any(|(i, w)| {
+        matches!(w, "-" | "–" | "—")
+            || w.ends_with(['-', '–', '—'])
+            || (i == 0 && w.ends_with('/') && w.chars().count() > 1)
+    })
+}
+
+/// Whether `word` (as written, edge punctuation aside) is a function word.
+fn is_stop_word(word: &str) -> bool {
+    let word = word.trim_matches(|c: char| !c.is_alphanumeric());
+    // Function words are short: this skips normalising long words.
+    word.chars().nth(6).is_none() && stop_words().contains(&normalize_for_matching(word))
 }
 
 fn stop_words() -> &'static HashSet<String> {
@@ -217,16 +314,16 @@ fn cue_index() -> &'static CueIndex {
     })
 }
 
-/// The cue `key` (a line's matching view) starts with, and whether text
-/// follows it.
-fn match_cue(key: &str, words: usize) -> Option<(Cue, bool)> {
+/// The cue `key` (a line's matching view) starts with (or, if `anywhere`,
+/// holds), and whether text follows it.
+fn match_cue(key: &str, words: usize, anywhere: bool) -> Option<(Cue, bool)> {
     let index = cue_index();
     let starting = key
         .chars()
         .next()
         .and_then(|c| index.by_first.get(&c))
         .map_or(&[][..], Vec::as_slice);
-    let anywhere = if words <= 40 {
+    let anywhere = if anywhere && words <= 40 {
         index.anywhere.as_slice()
     } else {
         &[]
@@ -326,7 +423,7 @@ fn split_date_notice(text: &str, r: Range<usize>) -> Option<(Range<usize>, Range
     let line = &text[r.clone()];
     // Word count first: it is cheaper than the matching view.
     if line.split_whitespace().nth(13).is_none()
-        || !matches!(match_cue(&key_of(line), 1), Some((Cue::Date, true)))
+        || !matches!(match_cue(&key_of(line), 1, true), Some((Cue::Date, true)))
     {
         return None;
     }

@@ -1,6 +1,6 @@
 //! HTML input: one linear pass over the page's tokens measures the tree a
-//! parser would build from it ([`shape`]) and writes its visible text
-//! ([`flatten`]). Within the limits ([`CleanLimits`]) the main content is
+//! parser would build from it (`shape`) and writes its visible text
+//! (`flatten`). Within the limits ([`CleanLimits`]) the main content is
 //! then extracted by dom_smoothie (a port of Mozilla's readability) as
 //! formatted text, one paragraph per line; past one, no tree is built and
 //! the flattened text is used. Either text then goes through the same

@@ -24,6 +24,7 @@ pub mod html;
 mod language;
 pub mod normalize;
 pub mod segment;
+mod wrap;
 
 use std::ops::Range;
 
@@ -50,7 +51,7 @@ pub enum Reason {
     /// Site menus, section names, trending lists, tickers, share buttons,
     /// previous/next links.
     Navigation,
-    /// A "read also" marker or inline "read also: <headline>" insert.
+    /// A "read also" marker or an inline "read also: `<headline>`" insert.
     ReadAlso,
     /// Another story appended after a "read also" marker.
     AppendedStory,
@@ -297,14 +298,22 @@ fn clean_text(text: &str, options: &CleanOptions) -> CleanedArticle {
 
     let mut title = None;
     let mut paragraphs = Vec::new();
+    // Which of the title (first) and paragraphs are rejoined wrapped lines.
+    let mut wrapped = vec![false];
     // Removed blocks as (reason, byte range) first: merging consecutive
     // ones by re-copying the growing text was quadratic (700,000 removed
     // one-word lines took 19.5 s; 70,000 took 0.34 s).
     let mut removed: Vec<(Reason, Range<usize>)> = Vec::new();
     for (b, role) in blocks.iter().zip(&roles) {
         match role {
-            Role::Title => title = Some(offsets.span(b.range.clone())),
-            Role::Body => paragraphs.push(offsets.span(b.range.clone())),
+            Role::Title => {
+                title = Some(offsets.span(b.range.clone()));
+                wrapped[0] = b.wrapped;
+            }
+            Role::Body => {
+                paragraphs.push(offsets.span(b.range.clone()));
+                wrapped.push(b.wrapped);
+            }
             Role::Removed(reason) => match removed.last_mut() {
                 // Consecutive blocks removed for one reason form one block.
                 Some((last, range))
@@ -325,7 +334,7 @@ fn clean_text(text: &str, options: &CleanOptions) -> CleanedArticle {
         })
         .collect();
 
-    let (sentences, truncated) = sentences(text, title, &paragraphs, &offsets, options);
+    let (sentences, truncated) = sentences(text, title, &paragraphs, &wrapped, &offsets, options);
     let body: Vec<&str> = paragraphs.iter().map(|p| &text[p.range()]).collect();
     let body = body.join("\n\n");
     let title_text = title.map(|t| text[t.range()].to_string());
@@ -347,11 +356,14 @@ fn clean_text(text: &str, options: &CleanOptions) -> CleanedArticle {
 }
 
 /// The sentences of the title and paragraphs, up to the cap, and whether
-/// the cap left some of the story out.
+/// the cap left some of the story out. `wrapped[0]` says whether the title
+/// is rejoined wrapped lines, `wrapped[i + 1]` whether paragraph `i` is: a
+/// line break in them is a space, not the end of a sentence.
 fn sentences(
     text: &str,
     title: Option<Span>,
     paragraphs: &[Span],
+    wrapped: &[bool],
     offsets: &CharOffsets,
     options: &CleanOptions,
 ) -> (Vec<Sentence>, bool) {
@@ -362,6 +374,11 @@ fn sentences(
         .map(|s| (None, s))
         .chain(paragraphs.iter().enumerate().map(|(i, s)| (Some(i), s)));
     for (paragraph, block) in parts {
+        let breaks = if wrapped[paragraph.map_or(0, |i| i + 1)] {
+            segment::LineBreaks::Space
+        } else {
+            segment::LineBreaks::End
+        };
         if sentences.len() >= cap {
             // Blocks are never blank, so this one holds a sentence more.
             return (sentences, true);
@@ -369,6 +386,7 @@ fn sentences(
         let (ranges, more) = segment::segment_capped(
             &text[block.range()],
             &options.segment,
+            breaks,
             cap - sentences.len(),
         );
         for r in ranges {

@@ -25,10 +25,19 @@ impl Default for SegmentOptions {
 /// Splits `text` into sentences: byte ranges into `text`, in order, non-overlapping,
 /// each trimmed of surrounding whitespace, non-empty, and starting/ending on char boundaries.
 pub fn segment(text: &str, options: &SegmentOptions) -> Vec<Range<usize>> {
-    segment_capped(text, options, usize::MAX).0
+    segment_capped(text, options, LineBreaks::End, usize::MAX).0
 }
 
-/// [`segment`], stopping once `limit` sentences are found: returns them
+/// What a line break inside the text means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineBreaks {
+    /// A line break ends a sentence (a line is a block of its own).
+    End,
+    /// A line break is a space: the text is a hard-wrapped paragraph.
+    Space,
+}
+
+/// [`segment`] (with line breaks as `breaks` says), stopping once `limit` sentences are found: returns them
 /// (the same as the first `limit` of the whole text's sentences) and
 /// whether any text is left after them. The scan stops at the sentence
 /// that reaches the limit, so a long text costs only what its first
@@ -36,6 +45,7 @@ pub fn segment(text: &str, options: &SegmentOptions) -> Vec<Range<usize>> {
 pub(crate) fn segment_capped(
     text: &str,
     options: &SegmentOptions,
+    breaks: LineBreaks,
     limit: usize,
 ) -> (Vec<Range<usize>>, bool) {
     let mut out = Vec::new();
@@ -47,7 +57,7 @@ pub(crate) fn segment_capped(
     let mut i = 0;
     while i < chars.len() && out.len() < limit {
         let (pos, c) = chars[i];
-        if is_line_break(c) {
+        if breaks == LineBreaks::End && is_line_break(c) {
             push_sentence(text, start..pos, options.max_chars, limit, &mut out);
             start = pos + c.len_utf8();
             i += 1;

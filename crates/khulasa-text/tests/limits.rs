@@ -287,6 +287,11 @@ fn scalable() -> Vec<(&'static str, Scaled, bool)> {
         ),
         ("run_on_clauses", |n| "word, ".repeat(n), false),
         (
+            "wrapped_lines",
+            |n| hostile::wrapped(&format!("{PROSE} ").repeat(n / 16), 64),
+            false,
+        ),
+        (
             "random_bytes",
             |n| String::from_utf8_lossy(&hostile::random_bytes(n, 3)).into_owned(),
             false,

@@ -4,11 +4,11 @@
 //! the limits hit too; capped sentences are the first of the uncapped
 //! ones; flattened HTML keeps every visible character.
 
-use khulasa_text::{
-    CleanLimits, CleanOptions, CleanedArticle, HtmlExtraction, Page, Span, clean,
-    html::flatten_text,
-};
+use khulasa_text::{CleanLimits, CleanOptions, HtmlExtraction, Page, clean, html::flatten_text};
 use proptest::prelude::*;
+
+mod common;
+use common::invariants::check;
 
 /// Pieces that make page-like input: words in several scripts, cue
 /// phrases, punctuation, markup, control and invisible characters.
@@ -62,76 +62,55 @@ fn page() -> impl Strategy<Value = String> {
     ]
 }
 
-fn invisible(c: char) -> bool {
-    c.is_whitespace()
-        || c.is_control()
-        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+/// Words of running text, with function words and sentence ends.
+fn word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z]{1,12}",
+        "[ء-ي]{1,10}",
+        Just("the".to_string()),
+        Just("of".to_string()),
+        Just("في".to_string()),
+        Just("من".to_string()),
+        Just("said.".to_string()),
+        Just("قال،".to_string()),
+        Just("BAGHDAD —".to_string()),
+        Just("2024.".to_string()),
+    ]
 }
 
-fn check_span(text: &str, s: &Span) {
-    assert!(
-        s.start <= s.end && s.end <= text.len(),
-        "{s:?} outside {}",
-        text.len()
-    );
-    assert!(
-        text.is_char_boundary(s.start) && text.is_char_boundary(s.end),
-        "{s:?}"
-    );
-    assert_eq!(s.char_start, text[..s.start].chars().count());
-    assert_eq!(s.char_end, text[..s.end].chars().count());
-}
-
-fn check(text: &str, a: &CleanedArticle) {
-    let story: Vec<&Span> = a
-        .main_story
-        .title_span
-        .iter()
-        .chain(&a.main_story.paragraphs)
-        .collect();
-    for s in &story {
-        check_span(text, s);
-    }
-    for r in &a.removed {
-        check_span(text, &r.span);
-        assert_eq!(r.text, text[r.span.range()]);
-    }
-    for (i, s) in a.sentences.iter().enumerate() {
-        check_span(text, &s.span);
-        assert_eq!(s.index, i);
-        assert_eq!(s.text, text[s.span.range()]);
-        assert!(!s.text.trim().is_empty());
-        assert!(
-            story
-                .iter()
-                .any(|p| p.start <= s.span.start && s.span.end <= p.end)
-        );
-    }
-    assert!(
-        a.sentences
-            .windows(2)
-            .all(|w| w[0].span.end <= w[1].span.start)
-    );
-    // Story and removed blocks are disjoint and, together, cover every
-    // visible character.
-    let mut covered: Vec<(usize, usize)> = story
-        .iter()
-        .map(|s| (s.start, s.end))
-        .chain(a.removed.iter().map(|r| (r.span.start, r.span.end)))
-        .collect();
-    covered.sort();
-    assert!(
-        covered.windows(2).all(|w| w[0].1 <= w[1].0),
-        "overlapping blocks {covered:?}"
-    );
-    for (i, c) in text.char_indices() {
-        if !invisible(c) {
-            assert!(
-                covered.iter().any(|&(s, e)| s <= i && i < e),
-                "{c:?} at byte {i} is neither story nor removed"
-            );
-        }
-    }
+/// Hard-wrapped paragraphs at one width, apart or not, with page noise
+/// between them.
+fn wrapped_page() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(prop::collection::vec(word(), 5..60), 1..6),
+        40usize..100,
+        prop::collection::vec(fragment(), 0..6),
+        any::<bool>(),
+    )
+        .prop_map(|(paragraphs, width, noise, apart)| {
+            let mut out = String::new();
+            for (k, words) in paragraphs.iter().enumerate() {
+                let mut len = 0;
+                for w in words {
+                    let n = w.chars().count();
+                    if len > 0 && len + 1 + n > width {
+                        out.push('\n');
+                        len = 0;
+                    } else if len > 0 {
+                        out.push(' ');
+                        len += 1;
+                    }
+                    out.push_str(w);
+                    len += n;
+                }
+                out.push_str(if apart { "\n\n" } else { "\n" });
+                if let Some(n) = noise.get(k) {
+                    out.push_str(n);
+                    out.push('\n');
+                }
+            }
+            out
+        })
 }
 
 /// Limits small enough for generated pages to hit.
@@ -184,6 +163,18 @@ fn markup() -> impl Strategy<Value = (String, String)> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn wrapped_pages_keep_the_invariants(text in wrapped_page(), limits in tight_limits()) {
+        let a = clean(Page::Text(&text), &CleanOptions::default()).unwrap();
+        check(&text, &a);
+        let options = CleanOptions { limits, ..CleanOptions::default() };
+        let capped = clean(Page::Text(&text), &options).unwrap();
+        check(&text, &capped);
+        let all = clean(Page::Text(&text), &unlimited_sentences()).unwrap();
+        let n = all.sentences.len().min(limits.max_sentences);
+        prop_assert_eq!(&capped.sentences[..], &all.sentences[..n]);
+    }
 
     #[test]
     fn limits_hit_keep_the_invariants_and_cap_a_prefix(text in page(), limits in tight_limits()) {

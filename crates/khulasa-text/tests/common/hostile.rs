@@ -91,6 +91,26 @@ pub fn article(depth: usize, paragraphs: usize) -> String {
 #[allow(dead_code)]
 pub type Generate = fn() -> String;
 
+/// `text` greedily wrapped at `width` characters.
+#[allow(dead_code)]
+pub fn wrapped(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut len = 0;
+    for word in text.split_whitespace() {
+        let n = word.chars().count();
+        if len > 0 && len + 1 + n > width {
+            out.push('\n');
+            len = 0;
+        } else if len > 0 {
+            out.push(' ');
+            len += 1;
+        }
+        out.push_str(word);
+        len += n;
+    }
+    out
+}
+
 /// Every generated case: (name, kind, how to make the page).
 #[allow(dead_code)]
 pub fn cases() -> Vec<(&'static str, Kind, Generate)> {
@@ -113,6 +133,10 @@ pub fn cases() -> Vec<(&'static str, Kind, Generate)> {
             format!("ب{} ", "\u{064e}".repeat(10_000)).repeat(100)
         }),
         ("sentences_50k", Text, || "Word. ".repeat(50_000)),
+        ("wrapped_2mb", Text, || {
+            let paragraph = wrapped(&format!("{PROSE} ").repeat(8), 70);
+            format!("{paragraph}\n\n").repeat(2_600)
+        }),
         ("random_bytes_2mb", Text, || {
             String::from_utf8_lossy(&random_bytes(2_000_000, 7)).into_owned()
         }),
