@@ -133,6 +133,7 @@ fn lines(text: &str) -> Vec<wrap::Line> {
                     .split_whitespace()
                     .next()
                     .map_or(0, |w| w.chars().count()),
+                words: raw.split_whitespace().count(),
                 terminal: raw
                     .trim_end_matches(CLOSERS)
                     .trim_end()

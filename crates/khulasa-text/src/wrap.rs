@@ -33,6 +33,8 @@ pub(crate) struct Line {
     pub chars: usize,
     /// Length of its first word, in characters.
     pub first_word: usize,
+    /// Number of words.
+    pub words: usize,
     /// Ends like a sentence.
     pub terminal: bool,
     /// Starts with a list marker.
@@ -69,8 +71,8 @@ const SHORT: f64 = 0.5;
 /// next word would not have": letters are not all one width in a PDF, so a
 /// full line of narrow ones holds more of them. Over the 17 annotated pages
 /// wrapped at 44-95 columns (1,768 cases) and at 50-90 points in a
-/// proportional font (1,394), these missed 2 and 8; 0.06 and 0.06 missed 0
-/// and 29, 0.12 and 0.06 missed 23 and 46.
+/// proportional font (1,394), these miss 1 and 7; when they were chosen, 0.06
+/// and 0.06 missed 0 and 29, 0.12 and 0.06 missed 23 and 46.
 const SLACK_FITTED: f64 = 0.09;
 const SLACK: f64 = 0.06;
 
@@ -84,12 +86,23 @@ const MIN_AGREEING_SHARE: f64 = 0.6;
 /// chance; a paragraph per line always ends so).
 const MAX_TERMINAL_SHARE: f64 = 0.4;
 
-/// Signs of sentences running through the lines, at least: breaks next to
-/// a function word ("of the\n", "\nفي"; 15-50% of wrapped breaks, fewer
-/// in Arabic, whose particles are mostly prefixes) and paragraphs whose
-/// last line ends like a sentence after a full one. A list of headlines,
-/// near one width and without final stops, has neither.
+/// Signs of sentences running through the lines, at least, and as a share
+/// of the agreeing lines: breaks next to a function word ("of the\n",
+/// "\nفي"; 15-50% of wrapped breaks, fewer in Arabic, whose particles are
+/// mostly prefixes) and paragraphs whose last line ends like a sentence
+/// after a full one (one in every 2-6 lines). A list of headlines, near one
+/// width and without final stops, has neither; random bytes had 4 in 100.
 const MIN_SENTENCE_SIGNS: usize = 2;
+const MIN_SENTENCE_SIGN_SHARE: f64 = 0.1;
+
+/// Longest a word may be and still force a line break: a longer "word" (a
+/// URL, a run of random bytes with no spaces) would make any width agree.
+const LONGEST_WORD: usize = 24;
+
+/// Most characters a line may have per word and read as prose (words of
+/// about six letters and a space): 2 MB of random bytes, with a space every
+/// 80 bytes or so, otherwise passed for text wrapped at 300 columns.
+const MAX_CHARS_PER_WORD: usize = 16;
 
 fn slack(line: &Line) -> usize {
     (line.chars as f64 * SLACK).ceil() as usize
@@ -103,7 +116,7 @@ fn widths(lines: &[Line], i: usize) -> (usize, usize) {
         lines[i]
             .chars
             .saturating_sub((lines[i].chars as f64 * SLACK_FITTED).ceil() as usize),
-        lines[i].chars + lines[i + 1].first_word + s,
+        lines[i].chars + lines[i + 1].first_word.min(LONGEST_WORD) + s,
     )
 }
 
@@ -123,11 +136,12 @@ fn full(line: &Line, width: usize) -> bool {
 /// most line breaks are consistent with (each line fitted, its next word
 /// would not have), found by a sweep over their ranges.
 pub(crate) fn wrap_width(lines: &[Line]) -> Option<usize> {
-    // Lines that run on into the next one, long enough to be wrapped.
+    // Lines of prose that run on into the next one, long enough to be wrapped.
     let running: Vec<usize> = (0..lines.len().saturating_sub(1))
         .filter(|&i| {
             lines[i + 1].follows
                 && lines[i].chars >= MIN_WIDTH
+                && lines[i].chars <= MAX_CHARS_PER_WORD * lines[i].words
                 && !lines[i].bullet
                 && !lines[i + 1].bullet
         })
@@ -200,7 +214,8 @@ pub(crate) fn wrap_width(lines: &[Line]) -> Option<usize> {
         && agreeing.len() >= MIN_AGREEING
         && n >= MIN_AGREEING_SHARE * full_running.len() as f64
         && terminal as f64 <= MAX_TERMINAL_SHARE * n
-        && stop_breaks + paragraph_ends >= MIN_SENTENCE_SIGNS)
+        && stop_breaks + paragraph_ends >= MIN_SENTENCE_SIGNS
+        && (stop_breaks + paragraph_ends) as f64 >= MIN_SENTENCE_SIGN_SHARE * n)
         .then_some(width)
 }
 
@@ -307,6 +322,7 @@ mod tests {
                     follows: !blank && !out.is_empty(),
                     chars: t.chars().count(),
                     first_word: t.split_whitespace().next().map_or(0, |w| w.chars().count()),
+                    words: t.split_whitespace().count(),
                     terminal: t.ends_with(['.', '!', '?', '؟']),
                     bullet: t.starts_with("• "),
                     starts_with_stop: t.split(' ').next().is_some_and(stop),
