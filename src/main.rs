@@ -12,6 +12,7 @@ use khulasa::service::{Limits, batcher, metrics::Metrics};
 use khulasa::{archive, eval, model_dir, pipeline, telemetry};
 use khulasa_analysis::{
     AnalysisData, Analyzer, AnalyzerOptions, FocusChoice, SentenceVectors, SummaryBudget,
+    TargetKind,
 };
 use khulasa_candle::{CandleEncoder, LoadOptions, MatmulWeights};
 use khulasa_embed::{InputKind, TextEncoder};
@@ -288,6 +289,10 @@ enum Command {
         /// Stance target as free text (default: US–Iraq security cooperation).
         #[arg(long)]
         target: Option<String>,
+        /// What --target is: a topic (supportive or critical of it), or one
+        /// claim (agrees, disputes, discusses, or does not address it).
+        #[arg(long, value_enum, default_value_t = TargetKind::Topic, requires = "target")]
+        target_kind: TargetKind,
         /// Summary focus as free text (default: security cooperation).
         #[arg(long, conflicts_with = "generic")]
         focus: Option<String>,
@@ -336,6 +341,14 @@ enum Command {
         /// Score only the first N items of each set.
         #[arg(long)]
         limit: Option<usize>,
+        /// Also score single-label topic sets k-shot: a head trained on k
+        /// articles per label (or `all`, 5-fold), tested on the rest, beside
+        /// a logistic head on raw embeddings (comma-separated, e.g. 8,32,all).
+        #[arg(long, value_delimiter = ',')]
+        shots: Vec<eval::suite::Shots>,
+        /// Random draws per k.
+        #[arg(long, default_value_t = 5)]
+        draws: usize,
     },
     /// Print one embedding per text as a JSON array, in input order.
     Embed {
@@ -605,6 +618,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             analysis,
             labels,
             target,
+            target_kind,
             focus,
             generic,
             max_sentences,
@@ -628,6 +642,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                     None => Default::default(),
                 },
                 target,
+                target_kind,
                 focus: match (generic, focus) {
                     (true, _) => FocusChoice::Generic,
                     (false, Some(f)) => FocusChoice::Text(f),
@@ -699,6 +714,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             suite: Some(suite),
             set_labels,
             limit,
+            shots,
+            draws,
             ..
         } => {
             let mut labels = std::collections::HashMap::new();
@@ -718,7 +735,13 @@ fn run(command: Command) -> anyhow::Result<()> {
             let mut reports = Vec::new();
             for set in &sets {
                 let started = std::time::Instant::now();
-                let report = eval::suite::evaluate_set(&analyzer, set, labels.get(&set.name))?;
+                let report = eval::suite::evaluate_set(
+                    &analyzer,
+                    set,
+                    labels.get(&set.name),
+                    &shots,
+                    draws,
+                )?;
                 tracing::info!(set = %set.name, items = set.items.len(), seconds = started.elapsed().as_secs_f64(), "scored");
                 reports.push(report);
             }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use khulasa_analysis::{
     Analysis, AnalysisError, AnalysisRequest, Analyzer, FocusChoice, LabelScore, LabelSet,
-    LabelSetChoice, StanceResult, SummaryBudget, SummaryResult, Tasks,
+    LabelSetChoice, StanceResult, SummaryBudget, SummaryResult, TargetKind, Tasks,
 };
 use khulasa_embed::{EncodeError, StopReason, StopToken};
 use khulasa_text::{CleanOptions, Page};
@@ -30,6 +30,8 @@ pub struct ArticleInput {
     pub language_hint: Option<String>,
     /// Stance target for this article (free text).
     pub target: Option<String>,
+    /// What the target is: `topic` (default) or `claim`.
+    pub target_kind: Option<TargetKind>,
     /// Summary focus for this article (free text).
     pub focus: Option<String>,
     /// Label set name for this article.
@@ -43,6 +45,8 @@ pub struct RunOptions {
     pub label_set: LabelSetChoice,
     /// Default stance target (`None`: the data's default target).
     pub target: Option<String>,
+    /// What the target is (an article may say otherwise).
+    pub target_kind: TargetKind,
     /// Summary focus.
     pub focus: FocusChoice,
     /// Summary budget.
@@ -255,6 +259,7 @@ pub fn analyze_input(
             None => options.label_set.clone(),
         },
         target: input.target.clone().or_else(|| options.target.clone()),
+        target_kind: input.target_kind.unwrap_or(options.target_kind),
         focus: match &input.focus {
             Some(f) => FocusChoice::Text(f.clone()),
             None => options.focus.clone(),
@@ -304,9 +309,7 @@ impl From<Analyzed> for ArticleOutput {
 pub fn label_set_choice(value: &str) -> anyhow::Result<LabelSetChoice> {
     let path = Path::new(value);
     if value.ends_with(".toml") || path.is_file() {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading label set {}: {e}", path.display()))?;
-        Ok(LabelSetChoice::Inline(LabelSet::from_toml(&text, value)?))
+        Ok(LabelSetChoice::Inline(LabelSet::from_file(path)?))
     } else {
         Ok(LabelSetChoice::Named(value.to_string()))
     }

@@ -23,7 +23,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use khulasa_analysis::{Analyzer, FocusChoice, LabelSet, LabelSetChoice, StanceLabel, Tasks};
+use khulasa_analysis::{
+    Analyzer, FocusChoice, LabelSet, LabelSetChoice, StanceLabel, TargetKind, Tasks, fit_logistic,
+};
 use khulasa_embed::{InputKind, cosine};
 use serde::{Deserialize, Serialize};
 
@@ -265,11 +267,37 @@ fn only(tasks: (bool, bool, bool)) -> Tasks {
     }
 }
 
-/// Scores one set: ours and the baselines. Topic sets need `labels`.
+/// How many labelled examples per label topic sets are also scored with
+/// (k-shot: a head trained on k articles per label, tested on the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shots {
+    /// k per label, over several random draws.
+    PerLabel(usize),
+    /// Every item, by 5-fold cross-validation.
+    All,
+}
+
+impl std::str::FromStr for Shots {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Self::All),
+            k => k
+                .parse()
+                .map(Self::PerLabel)
+                .map_err(|_| format!("{s:?}: give a number of examples per label, or all")),
+        }
+    }
+}
+
+/// Scores one set: ours and the baselines. Topic sets need `labels`; for
+/// single-label ones, `shots` adds k-shot rows over `draws` random draws.
 pub fn evaluate_set(
     analyzer: &Analyzer,
     set: &LabelledSet,
     labels: Option<&LabelSet>,
+    shots: &[Shots],
+    draws: usize,
 ) -> anyhow::Result<SetReport> {
     let gold: Vec<String> = set.items.iter().map(|i| i.label.clone()).collect();
     let mut counts = BTreeMap::new();
@@ -284,7 +312,7 @@ pub fn evaluate_set(
                     set.name, set.name
                 )
             })?;
-            topic_rows(analyzer, set, labels, &gold)?
+            topic_rows(analyzer, set, labels, &gold, shots, draws)?
         }
         SetKind::Summaries => summary_rows(analyzer, set)?,
         kind => {
@@ -296,6 +324,12 @@ pub fn evaluate_set(
             for item in &set.items {
                 let mut a = input(item);
                 a.target = item.stance_target().map(str::to_string);
+                // A claim, or a headline to agree or disagree with, is one
+                // statement; a target of tweets is a topic.
+                a.target_kind = Some(match kind {
+                    SetKind::TargetStance => TargetKind::Topic,
+                    _ => TargetKind::Claim,
+                });
                 let out = analyze_input(analyzer, &a, &options, &Default::default())
                     .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
                 let label = out
@@ -321,16 +355,25 @@ fn topic_rows(
     set: &LabelledSet,
     labels: &LabelSet,
     gold: &[String],
+    shots: &[Shots],
+    draws: usize,
 ) -> anyhow::Result<Vec<Row>> {
     let options = RunOptions {
         tasks: only((true, false, false)),
         label_set: LabelSetChoice::Inline(labels.clone()),
         ..RunOptions::default()
     };
+    // Ours, through the whole pipeline; for single-label sets also each
+    // article's topic view, which k-shot heads are trained and tested on.
     let mut ours = Vec::with_capacity(set.items.len());
+    let mut views = Vec::with_capacity(set.items.len());
     for item in &set.items {
         let out = analyze_input(analyzer, &input(item), &options, &Default::default())
             .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+        if !labels.multi_label && !shots.is_empty() {
+            let source = out.article.extracted_text.as_deref().unwrap_or(&item.text);
+            views.push(analyzer.topic_view(&out.article, source, &Default::default())?);
+        }
         let primary = out
             .analysis
             .topics
@@ -372,11 +415,151 @@ fn topic_rows(
             (g.clone(), labels.labels[best].id.clone())
         })
         .collect();
-    Ok(vec![
-        classification_row("khulasa", &ours),
+    let mut rows = vec![
+        classification_row("khulasa, zero-shot", &ours),
         classification_row("cosine to descriptions", &cosine_pairs),
         majority_row(gold),
+    ];
+    for &k in shots {
+        rows.extend(k_shot_rows(
+            analyzer, labels, gold, &views, &articles, k, draws,
+        )?);
+    }
+    Ok(rows)
+}
+
+/// A deterministic shuffle (xorshift64*), so draws are the same every run.
+fn shuffle<T>(v: &mut [T], seed: u64) {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for i in (1..v.len()).rev() {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let j = (x.wrapping_mul(0x2545_f491_4f6c_dd1d) % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+}
+
+/// Train/test splits of item indices: k per label per draw, or 5 folds.
+fn splits(gold: &[String], shots: Shots, draws: usize) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let mut by_label: BTreeMap<&String, Vec<usize>> = BTreeMap::new();
+    for (i, g) in gold.iter().enumerate() {
+        by_label.entry(g).or_default().push(i);
+    }
+    match shots {
+        Shots::PerLabel(k) => (0..draws.max(1) as u64)
+            .map(|seed| {
+                let (mut train, mut test) = (Vec::new(), Vec::new());
+                for items in by_label.values() {
+                    let mut items = items.clone();
+                    shuffle(&mut items, seed + 1);
+                    // Leave every label some test items.
+                    let k = k.min(items.len().saturating_sub(1));
+                    train.extend_from_slice(&items[..k]);
+                    test.extend_from_slice(&items[k..]);
+                }
+                (train, test)
+            })
+            .collect(),
+        Shots::All => {
+            let mut fold = vec![0usize; gold.len()];
+            for items in by_label.values() {
+                let mut items = items.clone();
+                shuffle(&mut items, 1);
+                for (n, i) in items.into_iter().enumerate() {
+                    fold[i] = n % 5;
+                }
+            }
+            (0..5)
+                .map(|f| {
+                    let (test, train) = (0..gold.len()).partition(|&i| fold[i] == f);
+                    (train, test)
+                })
+                .collect()
+        }
+    }
+}
+
+/// Mean and spread of macro-F1 over splits: ours (a head trained on the
+/// shots' views) and a logistic head on the raw article embeddings.
+#[allow(clippy::too_many_arguments)]
+fn k_shot_rows(
+    analyzer: &Analyzer,
+    labels: &LabelSet,
+    gold: &[String],
+    views: &[Vec<f32>],
+    raw: &[Vec<f32>],
+    shots: Shots,
+    draws: usize,
+) -> anyhow::Result<Vec<Row>> {
+    if labels.multi_label || views.len() != gold.len() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&String> = labels.labels.iter().map(|l| &l.id).collect();
+    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    for (train, test) in splits(gold, shots, draws) {
+        let examples: Vec<(String, Vec<f32>)> = train
+            .iter()
+            .map(|&i| (gold[i].clone(), views[i].clone()))
+            .collect();
+        let mut trained = labels.clone();
+        trained.trained = Some(std::sync::Arc::new(analyzer.train_head(labels, &examples)?));
+        let mut pairs = Vec::with_capacity(test.len());
+        for &i in &test {
+            let t = analyzer.classify_view(&trained, &views[i])?;
+            pairs.push((gold[i].clone(), t.primary.unwrap_or_default()));
+        }
+        ours.push(classification_row("", &pairs));
+        // The baseline: multinomial logistic regression (C = 1) on the raw
+        // embeddings of the same shots.
+        let x: Vec<Vec<f32>> = train.iter().map(|&i| raw[i].clone()).collect();
+        let y: Vec<usize> = train
+            .iter()
+            .map(|&i| ids.iter().position(|id| **id == gold[i]).unwrap_or(0))
+            .collect();
+        let head = fit_logistic(&x, &y, ids.len(), 1.0 / x.len().max(1) as f32);
+        let pairs: Vec<(String, String)> = test
+            .iter()
+            .map(|&i| {
+                let logits = head.logits(&raw[i]);
+                let best = (0..logits.len())
+                    .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+                    .unwrap_or(0);
+                (gold[i].clone(), ids[best].clone())
+            })
+            .collect();
+        baseline.push(classification_row("", &pairs));
+    }
+    let what = match shots {
+        Shots::PerLabel(k) => format!("{k}-shot, {} draws", draws.max(1)),
+        Shots::All => "all, 5-fold".to_string(),
+    };
+    Ok(vec![
+        averaged(&format!("khulasa, {what}"), &ours),
+        averaged(
+            &format!("logistic head on raw embeddings, {what}"),
+            &baseline,
+        ),
     ])
+}
+
+/// The mean row of `rows`, its name giving the spread of the score.
+fn averaged(method: &str, rows: &[Row]) -> Row {
+    let n = rows.len().max(1) as f64;
+    let score = rows.iter().map(|r| r.score).sum::<f64>() / n;
+    let sd = (rows.iter().map(|r| (r.score - score).powi(2)).sum::<f64>() / n).sqrt();
+    let mut per_label = BTreeMap::new();
+    for r in rows {
+        for (l, f) in &r.per_label {
+            *per_label.entry(l.clone()).or_insert(0.0) += f / n;
+        }
+    }
+    Row {
+        method: format!("{method} (± {sd:.3})"),
+        score,
+        accuracy: rows.iter().map(|r| r.accuracy).sum::<f64>() / n,
+        per_label,
+    }
 }
 
 fn mean(vectors: &[Vec<f32>]) -> Vec<f32> {

@@ -3,7 +3,7 @@
 
 use khulasa_analysis::{
     Evidence, FocusChoice, LabelScore, LabelSetChoice, StanceLabel, StanceProbabilities,
-    StanceResult, SummaryBudget, SummaryResult, SummarySentence, SummaryStatus, Tasks,
+    StanceResult, SummaryBudget, SummaryResult, SummarySentence, SummaryStatus, TargetKind, Tasks,
 };
 
 use super::{Limits, ServiceError};
@@ -158,6 +158,8 @@ pub(crate) fn options(
                         examples: l.examples,
                     })
                     .collect(),
+                head: None,
+                trained: None,
             };
             set.validate().map_err(|m| invalid(&f, m))?;
             LabelSetChoice::Inline(set)
@@ -193,8 +195,25 @@ pub(crate) fn options(
             "a focus and generic_summary exclude each other",
         ));
     }
+    let target_kind = match proto::TargetKind::try_from(o.target_kind) {
+        Ok(proto::TargetKind::Claim) => TargetKind::Claim,
+        Ok(_) => TargetKind::Topic,
+        Err(_) => {
+            return Err(invalid(
+                &format!("{field}.target_kind"),
+                format!("unknown target kind {}", o.target_kind),
+            ));
+        }
+    };
+    if target_kind == TargetKind::Claim && o.target.trim().is_empty() {
+        return Err(invalid(
+            &format!("{field}.target"),
+            "a claim target needs the claim's text",
+        ));
+    }
     Ok(RunOptions {
         label_set,
+        target_kind,
         target: Some(o.target).filter(|t| !t.trim().is_empty()),
         focus: if o.generic_summary {
             FocusChoice::Generic
@@ -412,6 +431,10 @@ pub fn request_options(o: &RunOptions, a: &ArticleInput) -> proto::AnalyzeOption
         max_sentences: o.budget.max_sentences as u32,
         max_chars: o.budget.max_chars as u32,
         ratio: o.budget.ratio,
+        target_kind: match a.target_kind.unwrap_or(o.target_kind) {
+            TargetKind::Topic => proto::TargetKind::Unspecified,
+            TargetKind::Claim => proto::TargetKind::Claim,
+        } as i32,
     }
 }
 

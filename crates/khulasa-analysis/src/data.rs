@@ -1,8 +1,11 @@
 //! The analysis knowledge that is data, not code: label sets
-//! (`models/labels/*.toml`), stance targets, polarity prototypes and cue
-//! lexicons (`models/stance/`), event prototypes (`models/events/`) and the
-//! summary focus (`models/focus/`). Everything is plain TOML a user can edit
-//! or extend.
+//! (`models/labels/*.toml`), stance targets, polarity prototypes, target
+//! templates, cue lexicons, claim rules and word frequencies
+//! (`models/stance/`), event prototypes (`models/events/`), the summary
+//! focus (`models/focus/`), and what was fitted for one model
+//! (`models/fitted/<model id>/`: a news mean vector, a pair classifier).
+//! Everything but the fitted vectors is plain text a user can edit or
+//! extend.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -34,6 +37,13 @@ pub struct LabelSet {
     /// The labels.
     #[serde(rename = "label")]
     pub labels: Vec<Label>,
+    /// A head trained by `khulasa train` on labelled articles (a JSON file,
+    /// relative to the TOML file), for single-label sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<PathBuf>,
+    /// The head, once read.
+    #[serde(skip)]
+    pub trained: Option<std::sync::Arc<crate::topic::TopicHead>>,
 }
 
 fn yes() -> bool {
@@ -68,6 +78,36 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 }
 
 impl LabelSet {
+    /// Reads a label set's TOML file, and the head it names (relative to
+    /// the file).
+    pub fn from_file(path: &Path) -> Result<Self, AnalysisError> {
+        let origin = path.display().to_string();
+        let mut set = Self::from_toml(&read(path)?, &origin)?;
+        if let Some(head) = &set.head {
+            let file = path.parent().unwrap_or(Path::new(".")).join(head);
+            let bad = |message: String| AnalysisError::Data {
+                origin: file.display().to_string(),
+                message,
+            };
+            let trained: crate::topic::TopicHead =
+                serde_json::from_str(&read(&file)?).map_err(|e| bad(e.to_string()))?;
+            if set.multi_label {
+                return Err(bad(
+                    "trained heads are for single-label sets (multi_label = false)".into(),
+                ));
+            }
+            if !trained.labels.iter().eq(set.labels.iter().map(|l| &l.id)) {
+                return Err(bad(format!(
+                    "trained for labels {:?}, but the set has {:?}: train it again",
+                    trained.labels,
+                    set.labels.iter().map(|l| &l.id).collect::<Vec<_>>()
+                )));
+            }
+            set.trained = Some(std::sync::Arc::new(trained));
+        }
+        Ok(set)
+    }
+
     /// Parses and validates a label set from TOML.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, AnalysisError> {
         let set: Self = toml::from_str(text).map_err(|e| AnalysisError::Data {
@@ -138,6 +178,10 @@ impl LabelSet {
             l.id.hash(&mut h);
             l.description.hash(&mut h);
             l.examples.hash(&mut h);
+        }
+        if let Some(t) = &self.trained {
+            t.examples.hash(&mut h);
+            t.centre.iter().for_each(|x| x.to_bits().hash(&mut h));
         }
         h.finish()
     }
@@ -218,6 +262,182 @@ pub struct Focus {
     pub description: Vec<String>,
 }
 
+/// Statements for and against a target, `{target}` standing for its text.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StanceTemplates {
+    /// For the target.
+    pub favor: Vec<String>,
+    /// Against the target.
+    pub against: Vec<String>,
+}
+
+impl StanceTemplates {
+    /// The templates with `target` filled in: (favor, against).
+    pub fn fill(&self, target: &str) -> (Vec<String>, Vec<String>) {
+        let f = |v: &[String]| v.iter().map(|t| t.replace("{target}", target)).collect();
+        (f(&self.favor), f(&self.against))
+    }
+}
+
+/// The rules of claim stance (`models/stance/claims.toml`, which explains
+/// them).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ClaimRules {
+    /// Weight of the best sentence's claim-word coverage in the relevance.
+    pub coverage_weight: f32,
+    /// Weight of the pair classifier's P(unrelated) in the relevance.
+    pub other_weight: f32,
+    /// Relevance below which the article does not address the claim.
+    pub unrelated_below: f32,
+    /// Relevance from which an addressing article agrees (else discusses).
+    pub agree_from: f32,
+    /// Slope of the soft relevance gate.
+    pub gate_slope: f32,
+    /// Distinct refutation words and phrases that make it disagree.
+    pub refutations: usize,
+    /// Sentences searched for refutations: those that cover the claim best.
+    pub refutation_sentences: usize,
+    /// Candidate sentences for the similarity: the first ones...
+    pub first_sentences: usize,
+    /// ...and the best by coverage among the rest.
+    pub best_sentences: usize,
+    /// Refutation words (matched on the normalised view).
+    pub refutation_words: Vec<String>,
+    /// Refutation phrases.
+    pub refutation_phrases: Vec<String>,
+    /// Prefixes cut from a word to stem it.
+    pub prefixes: Vec<String>,
+    /// Function words, whitespace-separated.
+    pub stopwords: String,
+}
+
+/// Document frequencies of content stems, for claim-word weights.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WordFrequencies {
+    /// Texts counted.
+    pub docs: usize,
+    /// Texts each stem was seen in.
+    pub df: std::collections::HashMap<String, u32>,
+}
+
+impl WordFrequencies {
+    /// Parses the `models/stance/idf.tsv` format: `#docs<TAB>N`, then
+    /// `stem<TAB>df` lines; other `#` lines are comments.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, AnalysisError> {
+        let mut out = Self::default();
+        for (i, line) in text.lines().enumerate() {
+            let bad = || AnalysisError::Data {
+                origin: format!("{origin}:{}", i + 1),
+                message: format!("expected WORD<TAB>COUNT, got {line:?}"),
+            };
+            if let Some(n) = line.strip_prefix("#docs\t") {
+                out.docs = n.trim().parse().map_err(|_| bad())?;
+            } else if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            } else {
+                let (w, n) = line.split_once('\t').ok_or_else(bad)?;
+                out.df
+                    .insert(w.to_string(), n.trim().parse().map_err(|_| bad())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `ln((docs + 1) / (df + 0.5))`: rare words weigh most, unseen ones
+    /// the most of all.
+    pub fn idf(&self, stem: &str) -> f32 {
+        let df = self.df.get(stem).copied().unwrap_or(0) as f32;
+        ((self.docs as f32 + 1.0) / (df + 0.5)).ln()
+    }
+}
+
+/// A linear classifier over sentence-pair features `[u, v, u*v, |u-v|]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PairHead {
+    /// Class names, in the order of `weights`.
+    pub classes: Vec<String>,
+    /// One row of `4 * dim` weights per class.
+    pub weights: Vec<Vec<f32>>,
+    /// One bias per class.
+    pub bias: Vec<f32>,
+}
+
+/// What was fitted for one model (`models/fitted/<model id>/`): used only
+/// when that model is loaded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fitted {
+    /// The mean article vector of real news, to centre topic scores.
+    pub news_mean: Option<Vec<f32>>,
+    /// The sentence-pair classifier (claim stance).
+    pub pair_head: Option<PairHead>,
+}
+
+#[derive(Deserialize)]
+struct FittedFile<T> {
+    model: String,
+    dim: usize,
+    #[serde(flatten)]
+    value: T,
+}
+
+#[derive(Deserialize)]
+struct MeanValue {
+    mean: Vec<f32>,
+}
+
+impl Fitted {
+    /// Reads `dir` (a `models/fitted/<model id>` folder), checking that
+    /// every file is for `model` and its vectors have its dimension.
+    fn load(dir: &Path, model: &str) -> Result<Self, AnalysisError> {
+        let json = |name: &str| -> Result<Option<String>, AnalysisError> {
+            let path = dir.join(name);
+            if path.is_file() {
+                read(&path).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let bad = |name: &str, message: String| AnalysisError::Data {
+            origin: dir.join(name).display().to_string(),
+            message,
+        };
+        let mut fitted = Self::default();
+        if let Some(text) = json("news-mean.json")? {
+            let f: FittedFile<MeanValue> =
+                serde_json::from_str(&text).map_err(|e| bad("news-mean.json", e.to_string()))?;
+            if f.model != model || f.value.mean.len() != f.dim {
+                return Err(bad(
+                    "news-mean.json",
+                    format!(
+                        "for {} with {} values, in the folder of {model}",
+                        f.model,
+                        f.value.mean.len()
+                    ),
+                ));
+            }
+            fitted.news_mean = Some(f.value.mean);
+        }
+        if let Some(text) = json("pair-head.json")? {
+            let f: FittedFile<PairHead> =
+                serde_json::from_str(&text).map_err(|e| bad("pair-head.json", e.to_string()))?;
+            let h = &f.value;
+            if f.model != model
+                || h.weights.len() != h.classes.len()
+                || h.bias.len() != h.classes.len()
+                || h.weights.iter().any(|w| w.len() != 4 * f.dim)
+                || !h.classes.iter().any(|c| c == "other")
+            {
+                return Err(bad(
+                    "pair-head.json",
+                    "malformed, or for another model".into(),
+                ));
+            }
+            fitted.pair_head = Some(f.value);
+        }
+        Ok(fitted)
+    }
+}
+
 /// Everything the analysis reads from the data folder.
 #[derive(Debug, Clone)]
 pub struct AnalysisData {
@@ -235,6 +455,14 @@ pub struct AnalysisData {
     pub events: Vec<EventType>,
     /// The default summary focus.
     pub focus: Focus,
+    /// Statements for and against a target.
+    pub templates: StanceTemplates,
+    /// The rules of claim stance.
+    pub claims: ClaimRules,
+    /// Word frequencies for claim-word weights.
+    pub frequencies: WordFrequencies,
+    /// What was fitted, by model id (`models/fitted/<model id>/`).
+    pub fitted: BTreeMap<String, Fitted>,
 }
 
 impl AnalysisData {
@@ -246,7 +474,7 @@ impl AnalysisData {
             std::iter::once(models_dir.join("labels")).chain(extra_label_dirs.iter().cloned())
         {
             for path in toml_files(&dir)? {
-                let set = LabelSet::from_toml(&read(&path)?, &path.display().to_string())?;
+                let set = LabelSet::from_file(&path)?;
                 if let Some(old) = label_sets.insert(set.name.clone(), set) {
                     tracing::warn!(name = %old.name, file = %path.display(), "label set replaced by a later file");
                 }
@@ -268,7 +496,19 @@ impl AnalysisData {
             });
         }
         let events: EventsFile = parse(&models_dir.join("events/cameo.toml"))?;
+        let idf = models_dir.join("stance/idf.tsv");
+        let mut fitted = BTreeMap::new();
+        if let Ok(entries) = std::fs::read_dir(models_dir.join("fitted")) {
+            for e in entries.flatten().filter(|e| e.path().is_dir()) {
+                let model = e.file_name().to_string_lossy().into_owned();
+                fitted.insert(model.clone(), Fitted::load(&e.path(), &model)?);
+            }
+        }
         Ok(Self {
+            templates: parse(&models_dir.join("stance/templates.toml"))?,
+            claims: parse(&models_dir.join("stance/claims.toml"))?,
+            frequencies: WordFrequencies::parse(&read(&idf)?, &idf.display().to_string())?,
+            fitted,
             label_sets,
             default_label_set,
             targets,

@@ -27,13 +27,14 @@ use khulasa_text::CleanedArticle;
 use serde::Serialize;
 
 pub use crate::data::{AnalysisData, Label, LabelSet};
-pub use crate::stance::{Evidence, StanceLabel, StanceProbabilities, StanceResult};
+pub use crate::math::{Linear, fit_logistic};
+pub use crate::stance::{Evidence, StanceLabel, StanceProbabilities, StanceResult, TargetKind};
 pub use crate::summary::{SummaryBudget, SummaryResult, SummarySentence, SummaryStatus};
-pub use crate::topic::{LabelScore, TopicMethod, TopicResult};
+pub use crate::topic::{LabelScore, TopicHead, TopicMethod, TopicResult};
 pub use crate::vectors::SentenceVectors;
 
 use crate::math::{dot, mean_unit};
-use crate::stance::{PreparedTarget, StanceModel};
+use crate::stance::{ClaimLexicon, PreparedClaim, PreparedTarget, StanceModel};
 use crate::summary::{Candidate, PreparedFocus};
 use crate::topic::TopicModel;
 
@@ -114,6 +115,8 @@ pub struct AnalysisRequest {
     pub label_set: LabelSetChoice,
     /// The stance target as free text; `None` for the default target.
     pub target: Option<String>,
+    /// Whether the target is a topic or a claim (claims need `target`).
+    pub target_kind: TargetKind,
     /// The summary focus.
     pub focus: FocusChoice,
     /// The summary budget.
@@ -143,6 +146,9 @@ pub struct AnalyzerOptions {
 
 /// Most inline label sets whose prepared models are kept.
 const TOPIC_CACHE: usize = 32;
+/// Most free-text targets and claims whose prepared vectors are kept (an
+/// archive usually asks about one).
+const TARGET_CACHE: usize = 64;
 
 /// The analysis data, embedded once, ready to analyse articles.
 pub struct Analyzer {
@@ -154,7 +160,12 @@ pub struct Analyzer {
     /// sentence vectors: read in context and centred).
     summary_background: Option<Vec<Vec<f32>>>,
     topic_models: Mutex<HashMap<u64, Arc<TopicModel>>>,
+    /// The centre of zero-shot single-label topic scoring.
+    topic_centre: Vec<f32>,
     default_target: PreparedTarget,
+    targets: Mutex<HashMap<String, Arc<PreparedTarget>>>,
+    claims: Mutex<HashMap<String, Arc<PreparedClaim>>>,
+    claim_lexicon: ClaimLexicon,
     stance: StanceModel,
     focus: PreparedFocus,
 }
@@ -216,7 +227,17 @@ impl Analyzer {
         );
         let target = data.default_target();
         let target_vec = mean_unit(&queries(e, &target.description, &StopToken::never())?, dim);
-        let default_target = PreparedTarget::new(target.id.clone(), target_vec, &background);
+        // Templates name the target in words: its first description up to
+        // the colon that starts the details.
+        let words = target.description.first().map_or(target.id.as_str(), |d| {
+            d.split([':', '：']).next().unwrap_or(d).trim()
+        });
+        let default_target = PreparedTarget::new(
+            target.id.clone(),
+            target_vec,
+            Some(templates(e, &data.templates, words, &StopToken::never())?),
+            &background,
+        );
         let focus_vec = mean_unit(
             &queries(e, &data.focus.description, &StopToken::never())?,
             dim,
@@ -226,6 +247,12 @@ impl Analyzer {
             summary_background.as_ref().unwrap_or(&background),
         );
 
+        let fitted = data.fitted.get(&e.info().id);
+        let news_mean = fitted
+            .and_then(|f| f.news_mean.as_ref())
+            .filter(|m| m.len() == dim);
+        let topic_centre = topic_centre(&background, news_mean.map(Vec::as_slice), dim);
+        let claim_lexicon = ClaimLexicon::new(&data.claims);
         let analyzer = Self {
             encoder,
             data,
@@ -233,7 +260,11 @@ impl Analyzer {
             background,
             summary_background,
             topic_models: Mutex::new(HashMap::new()),
+            topic_centre,
             default_target,
+            targets: Mutex::new(HashMap::new()),
+            claims: Mutex::new(HashMap::new()),
+            claim_lexicon,
             stance,
             focus,
         };
@@ -318,18 +349,37 @@ impl Analyzer {
 
         let stance = if request.tasks.stance && !article.sentences.is_empty() {
             stop.check().map_err(EncodeError::from)?;
-            let target = match &request.target {
-                None => None,
-                Some(t) => Some(self.prepare_target(t, stop)?),
-            };
-            let target = target.as_ref().unwrap_or(&self.default_target);
             let sentences: Vec<(usize, &str, &[f32])> = article
                 .sentences
                 .iter()
                 .enumerate()
                 .map(|(i, s)| (i, s.text.as_str(), all[i]))
                 .collect();
-            Some(self.stance.stance(target, &vectors.article, &sentences))
+            match (request.target_kind, &request.target) {
+                (TargetKind::Claim, None) => {
+                    return Err(AnalysisError::InvalidRequest(
+                        "a claim target needs the claim's text".into(),
+                    ));
+                }
+                (TargetKind::Claim, Some(claim)) => {
+                    let claim = self.prepare_claim(claim, stop)?;
+                    Some(self.stance.claim_stance(
+                        &claim,
+                        &sentences,
+                        &self.data.claims,
+                        &self.claim_lexicon,
+                        self.pair_head(),
+                    ))
+                }
+                (TargetKind::Topic, target) => {
+                    let prepared = match target {
+                        None => None,
+                        Some(t) => Some(self.prepare_target(t, stop)?),
+                    };
+                    let target = prepared.as_deref().unwrap_or(&self.default_target);
+                    Some(self.stance.stance(target, &vectors.article, &sentences))
+                }
+            }
         } else {
             None
         };
@@ -383,17 +433,132 @@ impl Analyzer {
         self.encoder.info().dim
     }
 
+    /// The view of an article that single-label topic sets score (its story
+    /// vector plus its sentences' mean), for training and evaluating heads.
+    pub fn topic_view(
+        &self,
+        article: &CleanedArticle,
+        source: &str,
+        stop: &StopToken,
+    ) -> Result<Vec<f32>, AnalysisError> {
+        let v = vectors::article_vectors(
+            self.encoder.as_ref(),
+            article,
+            source,
+            self.options.sentence_vectors,
+            stop,
+        )?;
+        let all: Vec<&[f32]> = v.sentences.iter().map(Vec::as_slice).collect();
+        Ok(TopicModel::view(&v.article, &all, self.dim()))
+    }
+
+    /// Fits a head for the single-label `set` on labelled views ([`Analyzer::topic_view`]
+    /// of articles, with their label ids): what `khulasa train` writes.
+    pub fn train_head(
+        &self,
+        set: &LabelSet,
+        examples: &[(String, Vec<f32>)],
+    ) -> Result<TopicHead, AnalysisError> {
+        if set.multi_label {
+            return Err(AnalysisError::InvalidRequest(format!(
+                "{}: heads are trained for single-label sets (multi_label = false)",
+                set.name
+            )));
+        }
+        let mut untrained = set.clone();
+        untrained.trained = None;
+        let model = self.topic_model(&untrained, &StopToken::never())?;
+        let directions = model.directions().expect("single-label").to_vec();
+        let index = |id: &str| {
+            set.labels.iter().position(|l| l.id == id).ok_or_else(|| {
+                AnalysisError::InvalidRequest(format!(
+                    "an example's label {id:?} is not in {}",
+                    set.name
+                ))
+            })
+        };
+        let shots = examples
+            .iter()
+            .map(|(id, v)| Ok((index(id)?, v.clone())))
+            .collect::<Result<Vec<_>, AnalysisError>>()?;
+        let (centre, linear) = topic::fit_head(&directions, &shots, self.dim());
+        Ok(TopicHead {
+            model: self.encoder.info().id.clone(),
+            dim: self.dim(),
+            labels: set.labels.iter().map(|l| l.id.clone()).collect(),
+            centre,
+            directions,
+            linear,
+            examples: shots.len(),
+        })
+    }
+
+    /// Topics of the single-label `set` for an article's view.
+    pub fn classify_view(
+        &self,
+        set: &LabelSet,
+        view: &[f32],
+    ) -> Result<TopicResult, AnalysisError> {
+        let model = self.topic_model(set, &StopToken::never())?;
+        model.classify_view(view).ok_or_else(|| {
+            AnalysisError::InvalidRequest(format!("{} is not a single-label set", set.name))
+        })
+    }
+
+    /// A free-text target, embedded with its templates once and cached.
     fn prepare_target(
         &self,
         text: &str,
         stop: &StopToken,
-    ) -> Result<PreparedTarget, AnalysisError> {
+    ) -> Result<Arc<PreparedTarget>, AnalysisError> {
         check_free_text("target", text)?;
+        if let Some(t) = self.targets.lock().expect("not poisoned").get(text) {
+            return Ok(t.clone());
+        }
+        let e = self.encoder.as_ref();
+        let v = mean_unit(&queries(e, &[text.to_string()], stop)?, self.dim());
+        let t = Arc::new(PreparedTarget::new(
+            text.to_string(),
+            v,
+            Some(templates(e, &self.data.templates, text, stop)?),
+            &self.background,
+        ));
+        cache_put(&self.targets, text, t.clone());
+        Ok(t)
+    }
+
+    /// A claim, embedded once and cached.
+    fn prepare_claim(
+        &self,
+        text: &str,
+        stop: &StopToken,
+    ) -> Result<Arc<PreparedClaim>, AnalysisError> {
+        check_free_text("target", text)?;
+        if let Some(c) = self.claims.lock().expect("not poisoned").get(text) {
+            return Ok(c.clone());
+        }
         let v = mean_unit(
             &queries(self.encoder.as_ref(), &[text.to_string()], stop)?,
             self.dim(),
         );
-        Ok(PreparedTarget::new(text.to_string(), v, &self.background))
+        let c = Arc::new(PreparedClaim::new(
+            text.to_string(),
+            v,
+            &self.background,
+            &self.claim_lexicon,
+            &self.data.frequencies,
+        ));
+        cache_put(&self.claims, text, c.clone());
+        Ok(c)
+    }
+
+    /// The sentence-pair classifier fitted for this model, if any.
+    fn pair_head(&self) -> Option<&data::PairHead> {
+        self.data
+            .fitted
+            .get(&self.encoder.info().id)
+            .and_then(|f| f.pair_head.as_ref())
+            .filter(|h| h.weights.first().is_some_and(|w| w.len() == 4 * self.dim()))
     }
 
     /// The prepared model of `set`, built once per distinct content.
@@ -430,6 +595,7 @@ impl Analyzer {
             examples,
             &self.background,
             self.dim(),
+            &self.topic_centre,
         ));
         let mut cache = self.topic_models.lock().expect("not poisoned");
         if cache.len() >= TOPIC_CACHE + self.data.label_sets.len() {
@@ -439,6 +605,48 @@ impl Analyzer {
         cache.insert(key, model.clone());
         Ok(model)
     }
+}
+
+/// Keeps `value` under `key`, forgetting everything once the cache is full.
+fn cache_put<T>(cache: &Mutex<HashMap<String, Arc<T>>>, key: &str, value: Arc<T>) {
+    let mut c = cache.lock().expect("not poisoned");
+    if c.len() >= TARGET_CACHE {
+        c.clear();
+    }
+    c.insert(key.to_string(), value);
+}
+
+/// The templates of `data` for `target`, embedded as passages.
+fn templates(
+    e: &dyn TextEncoder,
+    data: &data::StanceTemplates,
+    target: &str,
+    stop: &StopToken,
+) -> Result<stance::TemplateVectors, EncodeError> {
+    let (favor, against) = data.fill(target);
+    let mut all: Vec<&str> = favor.iter().map(String::as_str).collect();
+    all.extend(against.iter().map(String::as_str));
+    let mut vectors = e.embed_until(&all, InputKind::Passage, stop)?;
+    let against = vectors.split_off(favor.len());
+    Ok((vectors, against))
+}
+
+/// Half the background's mean and half the mean news article (when one was
+/// fitted for this model), else the background's mean: what every text has
+/// in common, taken out before single-label topics are compared.
+fn topic_centre(background: &[Vec<f32>], news_mean: Option<&[f32]>, dim: usize) -> Vec<f32> {
+    let mut m = vec![0f32; dim];
+    for b in background {
+        m.iter_mut()
+            .zip(b)
+            .for_each(|(a, x)| *a += x / background.len().max(1) as f32);
+    }
+    if let Some(news) = news_mean {
+        m.iter_mut()
+            .zip(news)
+            .for_each(|(a, x)| *a = 0.5 * *a + 0.5 * x);
+    }
+    m
 }
 
 fn queries(

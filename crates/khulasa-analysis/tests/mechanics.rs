@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use khulasa_analysis::{
     AnalysisData, AnalysisError, AnalysisRequest, Analyzer, AnalyzerOptions, FocusChoice, LabelSet,
-    LabelSetChoice, SentenceVectors, StanceLabel, SummaryBudget, SummaryStatus, TopicMethod,
+    LabelSetChoice, SentenceVectors, StanceLabel, SummaryBudget, SummaryStatus, TargetKind,
+    TopicMethod,
 };
 use khulasa_embed::testing::HashingEncoder;
 use khulasa_text::{CleanOptions, Page, clean};
@@ -89,6 +90,34 @@ quad = "material_conflict"
 goldstein = -10.0
 examples = ["attack strike bombing killed", "the attack killed soldiers"]
 "#,
+    );
+    write(
+        d,
+        "stance/templates.toml",
+        "favor = [\"we support {target} strongly\", \"{target} is good and welcome\"]\nagainst = [\"we oppose {target} strongly\", \"{target} is bad and rejected\"]\n",
+    );
+    write(
+        d,
+        "stance/claims.toml",
+        r#"coverage_weight = 0.0
+other_weight = 1.0
+unrelated_below = 2.0
+agree_from = 3.5
+gate_slope = 2.0
+refutations = 1
+refutation_sentences = 3
+first_sentences = 4
+best_sentences = 8
+refutation_words = ["denied", "false"]
+refutation_phrases = ["not true"]
+prefixes = ["un"]
+stopwords = "the a of and in to was were by for on"
+"#,
+    );
+    write(
+        d,
+        "stance/idf.tsv",
+        "# tiny\n#docs\t100\nministry\t60\nsaid\t90\n",
     );
     write(
         d,
@@ -352,4 +381,154 @@ fn missing_data_is_a_clear_error() {
     std::fs::remove_file(dir.path().join("stance/polarity.toml")).unwrap();
     let err = AnalysisData::load(dir.path(), &[]).unwrap_err().to_string();
     assert!(err.contains("polarity.toml"), "{err}");
+}
+
+fn topics_of(a: &Analyzer, text: &str, set: LabelSetChoice) -> khulasa_analysis::TopicResult {
+    let request = AnalysisRequest {
+        label_set: set,
+        ..AnalysisRequest::default()
+    };
+    run(a, text, &request).unwrap().topics.unwrap()
+}
+
+const WEATHER: &str = "Storm warning issued\n\nHeavy rain and a storm hit the coast as the weather turned.\n\nThe storm brought more rain overnight.\n";
+
+#[test]
+fn single_label_sets_score_in_the_centred_geometry() {
+    let (_dir, a) = analyzer(SentenceVectors::Separate);
+    let tiny = LabelSetChoice::Named("tiny".into());
+    let t = topics_of(&a, ARMS_SUPPORT, tiny.clone());
+    assert_eq!(t.method, TopicMethod::ZeroShot);
+    assert_eq!(t.primary.as_deref(), Some("arms"));
+    let sum: f32 = t.labels.iter().map(|l| l.probability).sum();
+    assert!(
+        (sum - 1.0).abs() < 0.01,
+        "single-label probabilities sum to 1: {sum}"
+    );
+    assert_eq!(
+        topics_of(&a, WEATHER, tiny).primary.as_deref(),
+        Some("weather")
+    );
+}
+
+/// Articles of the tiny set's two labels, varied by `i`.
+fn labelled(i: usize) -> [(&'static str, String); 2] {
+    [
+        (
+            "arms",
+            format!(
+                "Arms contract {i}\n\nThe weapons deal number {i} was signed for arms sale item{i}.\n"
+            ),
+        ),
+        (
+            "weather",
+            format!(
+                "Weather report {i}\n\nRain and storm number {i} hit region{i} with strong weather.\n"
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn a_trained_head_round_trips_through_a_file_and_decides() {
+    let (dir, a) = analyzer(SentenceVectors::Separate);
+    let set = a.data().label_sets["tiny"].clone();
+    let mut examples = Vec::new();
+    for i in 0..10 {
+        for (label, text) in labelled(i) {
+            let article = clean(Page::Text(&text), &CleanOptions::default()).unwrap();
+            let view = a.topic_view(&article, &text, &Default::default()).unwrap();
+            examples.push((label.to_string(), view));
+        }
+    }
+    let head = a.train_head(&set, &examples).unwrap();
+    assert_eq!(head.examples, 20);
+    assert_eq!(head.labels, ["arms", "weather"]);
+    // Written next to a label set that names it, read back with it.
+    std::fs::write(
+        dir.path().join("tiny.head.json"),
+        serde_json::to_string(&head).unwrap(),
+    )
+    .unwrap();
+    let toml = "name = \"tiny-trained\"\nmulti_label = false\nhead = \"tiny.head.json\"\n[[label]]\nid = \"arms\"\ndescription = \"arms deal weapons\"\n[[label]]\nid = \"weather\"\ndescription = \"rain weather storm\"\n";
+    std::fs::write(dir.path().join("tiny-trained.toml"), toml).unwrap();
+    let trained = LabelSet::from_file(&dir.path().join("tiny-trained.toml")).unwrap();
+    assert_eq!(trained.trained.as_deref(), Some(&head));
+    for (label, text) in labelled(99) {
+        let t = topics_of(&a, &text, LabelSetChoice::Inline(trained.clone()));
+        assert_eq!(t.method, TopicMethod::FewShotLogistic);
+        assert_eq!(t.primary.as_deref(), Some(label), "{text}");
+    }
+    // A head trained for other labels is refused with a reason.
+    let other = toml.replace("id = \"weather\"", "id = \"sport\"");
+    std::fs::write(dir.path().join("other.toml"), other).unwrap();
+    let err = LabelSet::from_file(&dir.path().join("other.toml")).unwrap_err();
+    assert!(err.to_string().contains("train it again"), "{err}");
+    // Examples with a label the set lacks are refused too.
+    let bad = [("sport".to_string(), examples[0].1.clone())];
+    assert!(a.train_head(&set, &bad).is_err());
+}
+
+fn stance_of(
+    a: &Analyzer,
+    text: &str,
+    target: &str,
+    kind: TargetKind,
+) -> khulasa_analysis::StanceResult {
+    let request = AnalysisRequest {
+        target: Some(target.into()),
+        target_kind: kind,
+        ..AnalysisRequest::default()
+    };
+    run(a, text, &request).unwrap().stance.unwrap()
+}
+
+#[test]
+fn templates_tell_for_from_against_the_given_target() {
+    let (_dir, a) = analyzer(SentenceVectors::Separate);
+    let target = "the new bridge";
+    let for_it = "Town hall meeting\n\nResidents said we support the new bridge strongly at the meeting.\n\nThey said the new bridge is good and welcome.\n";
+    let against_it = "Town hall meeting\n\nResidents said we oppose the new bridge strongly at the meeting.\n\nThey said the new bridge is bad and rejected.\n";
+    let s = stance_of(&a, for_it, target, TargetKind::Topic);
+    let c = stance_of(&a, against_it, target, TargetKind::Topic);
+    assert!(
+        s.polarity > c.polarity + 0.2,
+        "{} vs {}",
+        s.polarity,
+        c.polarity
+    );
+    assert_eq!(s.label, StanceLabel::Supportive, "{s:?}");
+    assert_eq!(c.label, StanceLabel::Critical, "{c:?}");
+}
+
+#[test]
+fn claims_are_addressed_refuted_or_not() {
+    let (_dir, a) = analyzer(SentenceVectors::Separate);
+    let claim = "the ministry signed the bridge contract in march";
+    let restated = "Contract news\n\nThe ministry signed the bridge contract in march, officials confirmed.\n\nWork starts soon.\n";
+    let refuted = "Contract news\n\nThe ministry denied it signed the bridge contract in march.\n\nIt called the report false.\n";
+    let elsewhere = "School news\n\nA new school opened in the north with forty classrooms.\n\nPupils arrived early.\n";
+    let agree = stance_of(&a, restated, claim, TargetKind::Claim);
+    assert!(
+        matches!(agree.label, StanceLabel::Supportive | StanceLabel::Neutral),
+        "{agree:?}"
+    );
+    assert!(
+        agree.evidence[0].sentence > 0,
+        "the evidence is the restating sentence"
+    );
+    let dispute = stance_of(&a, refuted, claim, TargetKind::Claim);
+    assert_eq!(dispute.label, StanceLabel::Critical, "{dispute:?}");
+    let none = stance_of(&a, elsewhere, claim, TargetKind::Claim);
+    assert_eq!(none.label, StanceLabel::Unrelated, "{none:?}");
+    assert!(none.relevance < agree.relevance);
+    // A claim needs its text.
+    let request = AnalysisRequest {
+        target_kind: TargetKind::Claim,
+        ..AnalysisRequest::default()
+    };
+    assert!(matches!(
+        run(&a, restated, &request),
+        Err(AnalysisError::InvalidRequest(_))
+    ));
 }
