@@ -6,10 +6,11 @@
 //! the 17 annotated scraped pages (with their navigation, read-also inserts
 //! and appended stories), each under a fresh id.
 //!
-//! `cargo bench --bench archive -- [N] [local|local1|local:W|pooled|server]`
+//! `cargo bench --bench archive -- [N] [local|local1|local:W|pooled|server|fsync]`
 //! (default: 1000 articles, every engine; `local` is the CLI's default of 8
 //! workers, `local:W` any other count, `pooled` 8 workers with
-//! `--sentence-vectors pooled`). The corpus is also written to
+//! `--sentence-vectors pooled`; `fsync` writes N real records through the
+//! output alone, with no model, as `--fsync 0`, `1` and `100` would). The corpus is also written to
 //! `target/bench-corpus-N.jsonl` for trying the CLI on it.
 
 use std::collections::HashSet;
@@ -83,7 +84,7 @@ fn run(label: &str, input: &Path, engine: Engine) {
     let out = dir.path().join("out.jsonl");
     let summary = archive::run(
         ArchiveOptions {
-        durability: Default::default(),
+            durability: Default::default(),
             inputs: vec![input.to_path_buf()],
             output: Some(out.clone()),
             format: Format::Jsonl,
@@ -105,6 +106,43 @@ fn run(label: &str, input: &Path, engine: Engine) {
     println!("{label:<28} {}", summary.line());
 }
 
+/// Records per second through the output file for each `--fsync` setting.
+fn fsync(n: usize) {
+    use khulasa::archive::sink::{Durability, Sink};
+    // A typical record: a real article's size of summary and sentences.
+    let mut record =
+        khulasa::pipeline::ArticleOutput::failed(String::new(), "internal", String::new());
+    record.error = None;
+    record.language = Some("ar".into());
+    record.main_story = Some(khulasa::pipeline::MainStoryOut {
+        title: Some("عنوان".into()),
+        text: "وأكد الوزير أن التعاون الأمني مستمر بين البلدين. ".repeat(60),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for (label, durability) in [
+        ("--fsync 0", Durability::Written),
+        ("--fsync 100", Durability::SyncEvery(100)),
+        ("--fsync 1", Durability::SyncEvery(1)),
+    ] {
+        let path = dir.path().join(label.replace(' ', ""));
+        let (sink, _) = Sink::open(&path, Format::Jsonl, false, true).unwrap();
+        let mut sink = sink.with_durability(durability);
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            record.id = format!("r{i}");
+            sink.write(&record).unwrap();
+        }
+        sink.finish().unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{label:<12} {n} records of {} bytes: {:.0} records/s ({:.3} ms each)",
+            Format::Jsonl.line(&record).unwrap().len(),
+            n as f64 / secs,
+            secs * 1e3 / n as f64
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -114,6 +152,9 @@ fn main() {
     let mode = args.iter().find(|a| a.parse::<usize>().is_err()).cloned();
     let wants = |m: &str| mode.as_deref().is_none_or(|x| x == m);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if mode.as_deref() == Some("fsync") {
+        return fsync(n);
+    }
     let input = corpus(root, n);
     let encoder = Arc::new(
         CandleEncoder::load(

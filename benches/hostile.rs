@@ -569,6 +569,9 @@ async fn suite(addr: std::net::SocketAddr, requests: usize, proc_: &Proc) -> Sui
                 let call = generate(kind, i, &mut rng);
                 let o = run_call(&mut client, addr, call).await;
                 add(&tally, kind, &o);
+                if (i + 1) % 100 == 0 {
+                    eprintln!("  {} requests", i + 1);
+                }
             }
         }));
     }

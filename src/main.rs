@@ -350,6 +350,22 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         draws: usize,
     },
+    /// Train a head for a single-label label set on labelled articles
+    /// (JSONL: text, label, optional title), for sets with many examples
+    /// per label; the set then names it with `head = "FILE"`.
+    Train {
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+        /// The label set (a .toml file, multi_label = false).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Labelled articles, one JSON object per line.
+        #[arg(long)]
+        examples: PathBuf,
+        /// Where to write the head (default: beside the set, NAME.head.json).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// Print one embedding per text as a JSON array, in input order.
     Embed {
         #[command(flatten)]
@@ -773,6 +789,53 @@ fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 print!("{}", report.render());
             }
+            Ok(())
+        }
+        Command::Train {
+            analysis,
+            labels,
+            examples,
+            out,
+        } => {
+            #[derive(serde::Deserialize)]
+            struct Example {
+                text: String,
+                label: String,
+                #[serde(default)]
+                title: Option<String>,
+            }
+            let set = khulasa_analysis::LabelSet::from_file(&labels)?;
+            let text = std::fs::read_to_string(&examples)
+                .with_context(|| format!("reading {}", examples.display()))?;
+            let analyzer = analysis.analyzer()?;
+            let stop = khulasa_embed::StopToken::never();
+            let mut views = Vec::new();
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let e: Example = serde_json::from_str(line)
+                    .with_context(|| format!("{}:{}", examples.display(), i + 1))?;
+                let mut article =
+                    khulasa_text::clean(khulasa_text::Page::Text(&e.text), &Default::default())?;
+                if article.main_story.title.is_none() {
+                    article.main_story.title = e.title;
+                }
+                views.push((e.label, analyzer.topic_view(&article, &e.text, &stop)?));
+            }
+            let head = analyzer.train_head(&set, &views)?;
+            let out = out.unwrap_or_else(|| labels.with_extension("head.json"));
+            std::fs::write(&out, serde_json::to_string(&head)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "{}: a head for {} trained on {} articles; add `head = \"{}\"` to {}",
+                out.display(),
+                set.name,
+                head.examples,
+                out.file_name().unwrap_or_default().to_string_lossy(),
+                labels.display()
+            );
             Ok(())
         }
         Command::Info { model } => {

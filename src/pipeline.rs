@@ -250,6 +250,7 @@ pub fn analyze_input(
     if article.main_story.title.is_none() {
         article.main_story.title = input.title.clone().filter(|t| !t.trim().is_empty());
     }
+    analyzer.fit_token_budget(&mut article);
     let clean_ms = started.elapsed().as_secs_f64() * 1e3;
     stop.check()?;
     let request = AnalysisRequest {

@@ -45,7 +45,7 @@ fn dev_set_quality_does_not_regress() {
         r.topic_primary_accuracy
     );
     assert!(
-        r.stance_macro_f1 >= 0.62,
+        r.stance_macro_f1 >= 0.68,
         "stance macro-F1 {}",
         r.stance_macro_f1
     );
@@ -64,6 +64,22 @@ fn dev_set_quality_does_not_regress() {
         "abstention {}",
         r.abstention_accuracy
     );
+}
+
+#[test]
+fn claims_of_our_own_are_agreed_with_disputed_discussed_or_not_addressed() {
+    // Twelve claims of our own, each with a page that agrees, one that
+    // discusses, one that disputes and one on another matter
+    // (tests/fixtures/claims.jsonl); they helped set claims.toml, so this
+    // pins behaviour rather than measuring it (docs/quality.md measures).
+    let sets =
+        khulasa::eval::suite::read_sets(&root().join("tests/fixtures/claims.jsonl"), None).unwrap();
+    let r = khulasa::eval::suite::evaluate_set(analyzer(), &sets[0], None, &[], 0).unwrap();
+    let ours = &r.rows[0];
+    eprintln!("{ours:?}");
+    assert!(ours.score >= 0.80, "claim macro-F1 {}", ours.score);
+    assert!(ours.per_label["unrelated"] >= 0.9, "{ours:?}");
+    assert!(ours.per_label["disagree"] >= 0.7, "{ours:?}");
 }
 
 /// The cheaper pooled sentence vectors (one pass per article) keep their own

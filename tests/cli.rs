@@ -107,3 +107,88 @@ fn importing_a_file_that_is_not_e5s1_fails_without_leaving_a_folder() {
     assert!(!target.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
+
+/// Short news items of our own for two sections, varied by `i`.
+fn section_item(section: &str, i: usize) -> String {
+    let teams = [
+        "الترجي",
+        "النجم",
+        "الإفريقي",
+        "الصفاقسي",
+        "المنتخب",
+        "الملعب",
+    ];
+    let goods = ["الزيت", "القمح", "الفوسفات", "التمور", "السيارات", "الأدوية"];
+    match section {
+        "sport" => format!(
+            "فاز فريق {} في المباراة رقم {i} بهدفين مقابل هدف. وسجل المهاجم هدف الفوز في الدقيقة {} من اللقاء. ويتصدر الفريق ترتيب البطولة.",
+            teams[i % teams.len()],
+            60 + i
+        ),
+        _ => format!(
+            "ارتفعت صادرات {} بنسبة {i} بالمئة خلال الربع الأول. وقال البنك المركزي إن الميزان التجاري تحسن. وتوقع خبراء تراجع التضخم.",
+            goods[i % goods.len()]
+        ),
+    }
+}
+
+#[test]
+fn train_writes_a_head_that_analyze_then_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("sections.toml");
+    let toml = "name = \"sections\"\nmulti_label = false\n[[label]]\nid = \"sport\"\ndescription = \"أخبار رياضية: مباريات كرة القدم والأندية\"\n[[label]]\nid = \"economy\"\ndescription = \"أخبار اقتصادية: الأسعار والتجارة والبنوك\"\n";
+    std::fs::write(&set, toml).unwrap();
+    let examples = dir.path().join("labelled.jsonl");
+    let mut lines = String::new();
+    for i in 0..8 {
+        for section in ["sport", "economy"] {
+            let line = serde_json::json!({"text": section_item(section, i), "label": section});
+            lines.push_str(&format!("{line}\n"));
+        }
+    }
+    std::fs::write(&examples, lines).unwrap();
+    let out = khulasa(
+        &[
+            "train",
+            "--labels",
+            set.to_str().unwrap(),
+            "--examples",
+            examples.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head_file = dir.path().join("sections.head.json");
+    let head: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&head_file).unwrap()).unwrap();
+    assert_eq!(head["examples"], 16);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("head = \"sections.head.json\""));
+    // The set names its head, and analyze uses it.
+    std::fs::write(&set, format!("head = \"sections.head.json\"\n{toml}")).unwrap();
+    let input: String = ["sport", "economy"]
+        .iter()
+        .map(|s| {
+            format!(
+                "{}\n",
+                serde_json::json!({"id": s, "text": section_item(s, 40)})
+            )
+        })
+        .collect();
+    let out = khulasa(
+        &["analyze", "--quiet", "--labels", set.to_str().unwrap(), "-"],
+        Some(&input),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["primary_topic"], r["id"], "{line}");
+    }
+}

@@ -338,7 +338,29 @@ pub fn evaluate_set(
                     .map_or("None", |s| stance_in(kind, s.label));
                 pairs.push((item.label.clone(), label.to_string()));
             }
-            vec![classification_row("khulasa", &pairs), majority_row(&gold)]
+            let mut rows = vec![classification_row("khulasa", &pairs), majority_row(&gold)];
+            // Sets with several targets: each target alone too.
+            let targets: BTreeSet<&str> = set
+                .items
+                .iter()
+                .filter_map(|i| i.target.as_deref())
+                .collect();
+            if targets.len() > 1 {
+                for t in targets {
+                    let of: Vec<usize> = (0..set.items.len())
+                        .filter(|&i| set.items[i].target.as_deref() == Some(t))
+                        .collect();
+                    let mine: Vec<(String, String)> =
+                        of.iter().map(|&i| pairs[i].clone()).collect();
+                    let theirs: Vec<String> = of.iter().map(|&i| gold[i].clone()).collect();
+                    let ours = classification_row(&format!("khulasa, target {t:?}"), &mine);
+                    let mut majority = majority_row(&theirs);
+                    majority.method = format!("{}, target {t:?}", majority.method);
+                    rows.push(ours);
+                    rows.push(majority);
+                }
+            }
+            rows
         }
     };
     Ok(SetReport {

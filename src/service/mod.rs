@@ -52,6 +52,8 @@ pub struct Limits {
     pub max_target_chars: usize,
     /// Most texts per Embed.
     pub max_embed_texts: usize,
+    /// Most model tokens per Embed call (before windowing).
+    pub max_embed_tokens: usize,
     /// Most articles of one stream in work at once.
     pub max_stream_in_flight: usize,
     /// Articles (and Embed calls) admitted, queued or running, before
@@ -76,6 +78,8 @@ impl Default for Limits {
             max_inline_label_set_bytes: 256 << 10,
             max_target_chars: khulasa_analysis::MAX_TARGET_CHARS,
             max_embed_texts: 256,
+            // About 30 s of encoder time on 2 cores.
+            max_embed_tokens: 128 << 10,
             max_stream_in_flight: 8,
             max_queued: 64,
             // On 2 cores the pipeline reads ~50-100 KB of article text a
@@ -581,6 +585,8 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
                     max_inline_labels: l.max_inline_labels as u32,
                     max_target_chars: l.max_target_chars as u32,
                     max_embed_texts: l.max_embed_texts as u32,
+                    max_embed_tokens: l.max_embed_tokens as u64,
+                    max_article_tokens: khulasa_analysis::MAX_ARTICLE_TOKENS as u32,
                     max_stream_in_flight: l.max_stream_in_flight as u32,
                     max_queued_requests: l.max_queued as u32,
                     max_queued_bytes: l.max_queued_bytes as u64,
@@ -773,9 +779,35 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
             let _guard = StopOnDrop(stop.clone());
             let texts = r.texts;
             let worker = engine.clone();
+            let max_tokens = l.max_embed_tokens;
             let job = tokio::task::spawn_blocking(move || {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                worker.encoder().embed_until(&refs, kind, &stop)
+                // Bytes are a poor measure of cost for text where a byte or
+                // two is a token: counted first (tokenizing is cheap).
+                let tokens: usize = refs
+                    .iter()
+                    .map(|t| {
+                        worker
+                            .encoder()
+                            .count_tokens(t, kind)
+                            .unwrap_or(t.len() / 4)
+                    })
+                    .sum();
+                if tokens > max_tokens {
+                    return Err(ServiceError::Invalid {
+                        field: "texts".into(),
+                        message: format!(
+                            "{tokens} model tokens; at most {max_tokens} per call: split it"
+                        ),
+                    });
+                }
+                worker
+                    .encoder()
+                    .embed_until(&refs, kind, &stop)
+                    .map_err(|e| match e {
+                        EncodeError::Stopped(r) => ServiceError::from(r),
+                        other => ServiceError::Internal(other.to_string()),
+                    })
             });
             let joined = match deadline {
                 Some(d) => tokio::time::timeout_at(d.into(), job)
@@ -783,12 +815,8 @@ impl proto::analyzer_server::Analyzer for AnalyzerService {
                     .map_err(|_| ServiceError::DeadlineExceeded)?,
                 None => job.await,
             };
-            let vectors = joined
-                .map_err(|e| ServiceError::Internal(panic_message("embedding", e)))?
-                .map_err(|e| match e {
-                    EncodeError::Stopped(r) => ServiceError::from(r),
-                    other => ServiceError::Internal(other.to_string()),
-                })?;
+            let vectors =
+                joined.map_err(|e| ServiceError::Internal(panic_message("embedding", e)))??;
             Ok(proto::EmbedResponse {
                 embeddings: vectors
                     .into_iter()

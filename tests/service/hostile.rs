@@ -651,3 +651,52 @@ async fn responses_have_their_own_size_limit() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_where_every_byte_is_a_token_is_cut_at_the_token_budget() {
+    // Regression: 200 "words" of 2,000 combining marks (800 KB) cost 3.5
+    // CPU-minutes, every sentence embedded at up to 1,000 tokens.
+    let server = TestServer::start(Limits::default(), &[]).await;
+    let storm: String = (0..200)
+        .map(|i| {
+            let marks: String = (0..2000)
+                .map(|j| char::from_u32(0x064b + ((i + j) % 8) as u32).unwrap())
+                .collect();
+            format!("ا{marks} ")
+        })
+        .collect();
+    let started = Instant::now();
+    let r = server
+        .client()
+        .await
+        .analyze(proto::AnalyzeRequest {
+            article: Some(article("storm", &storm)),
+            options: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.truncated);
+    assert!(r.sentences.len() < 200, "{} sentences", r.sentences.len());
+    eprintln!(
+        "storm: {} sentences in {:?}",
+        r.sentences.len(),
+        started.elapsed()
+    );
+    // Embed counts tokens too: 600 KB of marks is ~300,000 of them.
+    let marks: String = (0..300_000)
+        .map(|j| char::from_u32(0x064b + (j % 8) as u32).unwrap())
+        .collect();
+    let err = server
+        .client()
+        .await
+        .embed(proto::EmbedRequest {
+            texts: vec![marks],
+            kind: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_violations(&err), ["texts"], "{err}");
+    assert!(err.message().contains("tokens"), "{err}");
+    server.stop().await;
+}

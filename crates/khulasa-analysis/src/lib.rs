@@ -150,6 +150,14 @@ const TOPIC_CACHE: usize = 32;
 /// archive usually asks about one).
 const TARGET_CACHE: usize = 64;
 
+/// Most model tokens of an article's sentences that are analysed: about 6 s
+/// of encoder time on 2 cores. Real stories stay far below (a long report of
+/// 400 sentences is ~16,000); text where a byte or two is a token (random
+/// symbols, storms of combining marks) reaches it in a few dozen sentences,
+/// so one request cannot cost minutes. Past it the article is analysed as
+/// if it ended there, and says so (`truncated`).
+pub const MAX_ARTICLE_TOKENS: usize = 32_768;
+
 /// The analysis data, embedded once, ready to analyse articles.
 pub struct Analyzer {
     encoder: Arc<dyn TextEncoder>,
@@ -287,6 +295,29 @@ impl Analyzer {
     /// The encoder.
     pub fn encoder(&self) -> &dyn TextEncoder {
         self.encoder.as_ref()
+    }
+
+    /// Cuts `article`'s sentences at [`MAX_ARTICLE_TOKENS`] (counted as the
+    /// encoder will see them), marking it `truncated` if any went. Run it
+    /// before [`Analyzer::analyze`]; the cleaner's own cap is on sentences.
+    pub fn fit_token_budget(&self, article: &mut CleanedArticle) {
+        let mut tokens = 0usize;
+        let keep = article
+            .sentences
+            .iter()
+            .position(|s| {
+                let text = vectors::prefix(&s.text, vectors::MAX_SENTENCE_BYTES);
+                tokens += self
+                    .encoder
+                    .count_tokens(text, InputKind::Passage)
+                    .unwrap_or(text.len() / 4 + 2);
+                tokens > MAX_ARTICLE_TOKENS
+            })
+            .unwrap_or(article.sentences.len());
+        if keep < article.sentences.len() {
+            article.sentences.truncate(keep.max(1));
+            article.truncated = true;
+        }
     }
 
     /// Analyses a cleaned article; `source` is the text its offsets refer to

@@ -36,19 +36,20 @@ pub(crate) struct ArticleVectors {
 }
 
 /// Most bytes of one sentence that are embedded. A sentence is a few dozen
-/// tokens; this only bounds pathological ones (a 1 MB "word"), whose vector
-/// is then that of its first ~500 tokens at most, one window.
-const MAX_SENTENCE_BYTES: usize = 2048;
+/// tokens (the segmenter splits run-ons past 320 characters); this only
+/// bounds pathological ones (a 1 MB "word", a storm of combining marks,
+/// where a byte or two is a token), to one window at most.
+pub(crate) const MAX_SENTENCE_BYTES: usize = 1024;
 /// Most bytes of the story embedded for the whole-story vector (its lead,
-/// where news carries its topic): at most a few windows per article.
-const MAX_STORY_BYTES: usize = 16 * 1024;
+/// where news carries its topic): a few windows at most.
+const MAX_STORY_BYTES: usize = 8 * 1024;
 
 /// Most bytes of the story read in one pass by the pooled method.
 const MAX_POOLED_STORY_BYTES: usize = 256 * 1024;
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a char
 /// boundary.
-fn prefix(text: &str, max: usize) -> &str {
+pub(crate) fn prefix(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
