@@ -479,10 +479,16 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// The deadline a client set with `grpc-timeout` (gRPC over HTTP/2: at most
 /// 8 digits and a unit). A malformed value is ignored, as the spec says;
-/// an absurdly long one is capped at a day.
+/// an absurdly long one is capped at a day. It counts from the moment the
+/// headers arrived ([`wire::Arrived`]), so it passes no later than tonic's
+/// own timer for the same header and the client hears DEADLINE_EXCEEDED.
 fn deadline<T>(request: &Request<T>) -> Option<Instant> {
     let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
-    parse_timeout(value).map(|d| Instant::now() + d.min(MAX_TIMEOUT))
+    let arrived = request
+        .extensions()
+        .get::<wire::Arrived>()
+        .map_or_else(Instant::now, |a| a.0);
+    parse_timeout(value).map(|d| arrived + d.min(MAX_TIMEOUT))
 }
 
 fn parse_timeout(value: &str) -> Option<Duration> {

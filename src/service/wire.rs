@@ -11,6 +11,11 @@
 //! - [`limited_incoming`]: at most so many connections; past that a new
 //!   connection is closed at once (and counted), and accept errors (such
 //!   as running out of file descriptors) back off instead of spinning.
+//! - [`Arrived`]: when the request's headers came in, stamped before
+//!   tonic's own `grpc-timeout` timer starts, so the handler's deadline is
+//!   never later than tonic's. tonic answers its timer with CANCELLED; the
+//!   handler, which is polled first, answers DEADLINE_EXCEEDED as gRPC
+//!   specifies, and with this stamp it always gets there first.
 //! - [`client_fault`]: tonic's own decoding failures (a truncated message,
 //!   a bad compression flag) come back as INTERNAL; they are the client's,
 //!   so they are turned into INVALID_ARGUMENT (on streams by the handler,
@@ -21,7 +26,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -106,6 +111,11 @@ impl<S> tower_layer::Layer<S> for DecodeBudgetLayer {
     }
 }
 
+/// When a request's headers arrived (a request extension set by
+/// [`DecodeBudgetService`]); deadlines count from here.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub Instant);
+
 /// The service of [`DecodeBudgetLayer`].
 #[derive(Debug, Clone)]
 pub struct DecodeBudgetService<S> {
@@ -126,8 +136,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let budget = self.budget.clone();
+        request.extensions_mut().insert(Arrived(Instant::now()));
         let call = self.inner.call(request.map(|body| {
             Body::new(Budgeted {
                 inner: body,
