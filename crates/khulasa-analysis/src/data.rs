@@ -81,16 +81,34 @@ impl LabelSet {
     /// Reads a label set's TOML file, and the head it names (relative to
     /// the file).
     pub fn from_file(path: &Path) -> Result<Self, AnalysisError> {
-        let origin = path.display().to_string();
-        let mut set = Self::from_toml(&read(path)?, &origin)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        Self::read_from(&DataDir::new(dir), name.as_deref().unwrap_or_default())
+    }
+
+    /// Reads the label set `file` of `files`, and the head it names
+    /// (relative to it).
+    fn read_from(files: &dyn DataFiles, file: &str) -> Result<Self, AnalysisError> {
+        let origin = files.origin(file);
+        let text = files.read(file)?.ok_or_else(|| AnalysisError::Data {
+            origin: origin.clone(),
+            message: "no such file".into(),
+        })?;
+        let mut set = Self::from_toml(&text, &origin)?;
         if let Some(head) = &set.head {
-            let file = path.parent().unwrap_or(Path::new(".")).join(head);
+            let rel = match file.rsplit_once('/') {
+                Some((dir, _)) => format!("{dir}/{}", head.display()),
+                None => head.display().to_string(),
+            };
             let bad = |message: String| AnalysisError::Data {
-                origin: file.display().to_string(),
+                origin: files.origin(&rel),
                 message,
             };
+            let text = files
+                .read(&rel)?
+                .ok_or_else(|| bad("no such file".into()))?;
             let trained: crate::topic::TopicHead =
-                serde_json::from_str(&read(&file)?).map_err(|e| bad(e.to_string()))?;
+                serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
             if set.multi_label {
                 return Err(bad(
                     "trained heads are for single-label sets (multi_label = false)".into(),
@@ -386,19 +404,12 @@ struct MeanValue {
 }
 
 impl Fitted {
-    /// Reads `dir` (a `models/fitted/<model id>` folder), checking that
+    /// Reads `dir` (a `fitted/<model id>` folder of `files`), checking that
     /// every file is for `model` and its vectors have its dimension.
-    fn load(dir: &Path, model: &str) -> Result<Self, AnalysisError> {
-        let json = |name: &str| -> Result<Option<String>, AnalysisError> {
-            let path = dir.join(name);
-            if path.is_file() {
-                read(&path).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
+    fn load(files: &dyn DataFiles, dir: &str, model: &str) -> Result<Self, AnalysisError> {
+        let json = |name: &str| files.read(&format!("{dir}/{name}"));
         let bad = |name: &str, message: String| AnalysisError::Data {
-            origin: dir.join(name).display().to_string(),
+            origin: files.origin(&format!("{dir}/{name}")),
             message,
         };
         let mut fitted = Self::default();
@@ -467,55 +478,65 @@ pub struct AnalysisData {
 
 impl AnalysisData {
     /// Reads the data under `models_dir` (`labels/`, `stance/`, `events/`,
-    /// `focus/`), plus label sets from `extra_label_dirs`.
+    /// `focus/`, `fitted/`), plus label sets from `extra_label_dirs`.
     pub fn load(models_dir: &Path, extra_label_dirs: &[PathBuf]) -> Result<Self, AnalysisError> {
+        Self::from_files(&DataDir::new(models_dir), extra_label_dirs)
+    }
+
+    /// Reads the data from `files` (a folder, or files compiled into the
+    /// binary), plus label sets from the folders `extra_label_dirs`.
+    pub fn from_files(
+        files: &dyn DataFiles,
+        extra_label_dirs: &[PathBuf],
+    ) -> Result<Self, AnalysisError> {
         let mut label_sets = BTreeMap::new();
-        for dir in
-            std::iter::once(models_dir.join("labels")).chain(extra_label_dirs.iter().cloned())
-        {
-            for path in toml_files(&dir)? {
-                let set = LabelSet::from_file(&path)?;
+        let extra: Vec<DataDir> = extra_label_dirs.iter().map(DataDir::new).collect();
+        let sources = std::iter::once((files, "labels"))
+            .chain(extra.iter().map(|d| (d as &dyn DataFiles, "")));
+        for (source, dir) in sources {
+            for file in source.files(dir, "toml")? {
+                let set = LabelSet::read_from(source, &file)?;
                 if let Some(old) = label_sets.insert(set.name.clone(), set) {
-                    tracing::warn!(name = %old.name, file = %path.display(), "label set replaced by a later file");
+                    tracing::warn!(name = %old.name, file = %source.origin(&file), "label set replaced by a later file");
                 }
             }
         }
         let default_label_set = "security-news".to_string();
         if !label_sets.contains_key(&default_label_set) {
             return Err(AnalysisError::Data {
-                origin: models_dir.join("labels").display().to_string(),
+                origin: files.origin("labels"),
                 message: format!("the default label set {default_label_set} is missing"),
             });
         }
-        let targets: TargetsFile = parse(&models_dir.join("stance/targets.toml"))?;
+        let targets: TargetsFile = parse(files, "stance/targets.toml")?;
         let targets = targets.target;
         if targets.iter().filter(|t| t.default).count() != 1 {
             return Err(AnalysisError::Data {
-                origin: models_dir.join("stance/targets.toml").display().to_string(),
+                origin: files.origin("stance/targets.toml"),
                 message: "exactly one target must be marked default = true".into(),
             });
         }
-        let events: EventsFile = parse(&models_dir.join("events/cameo.toml"))?;
-        let idf = models_dir.join("stance/idf.tsv");
+        let events: EventsFile = parse(files, "events/cameo.toml")?;
         let mut fitted = BTreeMap::new();
-        if let Ok(entries) = std::fs::read_dir(models_dir.join("fitted")) {
-            for e in entries.flatten().filter(|e| e.path().is_dir()) {
-                let model = e.file_name().to_string_lossy().into_owned();
-                fitted.insert(model.clone(), Fitted::load(&e.path(), &model)?);
-            }
+        for model in files.dirs("fitted")? {
+            let dir = format!("fitted/{model}");
+            fitted.insert(model.clone(), Fitted::load(files, &dir, &model)?);
         }
         Ok(Self {
-            templates: parse(&models_dir.join("stance/templates.toml"))?,
-            claims: parse(&models_dir.join("stance/claims.toml"))?,
-            frequencies: WordFrequencies::parse(&read(&idf)?, &idf.display().to_string())?,
+            templates: parse(files, "stance/templates.toml")?,
+            claims: parse(files, "stance/claims.toml")?,
+            frequencies: WordFrequencies::parse(
+                &required(files, "stance/idf.tsv")?,
+                &files.origin("stance/idf.tsv"),
+            )?,
             fitted,
             label_sets,
             default_label_set,
             targets,
-            polarity: parse(&models_dir.join("stance/polarity.toml"))?,
-            cues: parse(&models_dir.join("stance/cues.toml"))?,
+            polarity: parse(files, "stance/polarity.toml")?,
+            cues: parse(files, "stance/cues.toml")?,
             events: events.event,
-            focus: parse(&models_dir.join("focus/security-cooperation.toml"))?,
+            focus: parse(files, "focus/security-cooperation.toml")?,
         })
     }
 
@@ -528,29 +549,161 @@ impl AnalysisData {
     }
 }
 
-fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| AnalysisError::Data {
-        origin: dir.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    Ok(files)
+/// Where the data files come from: a folder ([`DataDir`]) or files
+/// compiled into the binary ([`BundledData`]). Paths are relative and
+/// `/`-separated (`stance/targets.toml`).
+pub trait DataFiles {
+    /// The text of `path`, or `None` if there is no such file.
+    fn read(&self, path: &str) -> Result<Option<String>, AnalysisError>;
+    /// The files directly in folder `dir` (`""`: the top) whose names end
+    /// in `.ext`, as paths, sorted. A missing folder is an error.
+    fn files(&self, dir: &str, ext: &str) -> Result<Vec<String>, AnalysisError>;
+    /// The names of the folders in `dir`, sorted; none if it is missing.
+    fn dirs(&self, dir: &str) -> Result<Vec<String>, AnalysisError>;
+    /// How errors name `path`.
+    fn origin(&self, path: &str) -> String;
 }
 
-fn read(path: &Path) -> Result<String, AnalysisError> {
-    std::fs::read_to_string(path).map_err(|e| AnalysisError::Data {
-        origin: path.display().to_string(),
-        message: e.to_string(),
+/// Data files in a folder.
+#[derive(Debug, Clone)]
+pub struct DataDir(PathBuf);
+
+impl DataDir {
+    /// The folder `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self(dir.into())
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() {
+            self.0.clone()
+        } else {
+            self.0.join(rel)
+        }
+    }
+
+    fn entries(&self, dir: &str, want_dirs: bool, ext: &str) -> std::io::Result<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path(dir))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir() == want_dirs)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| want_dirs || Path::new(n).extension().is_some_and(|x| x == ext))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+impl DataFiles for DataDir {
+    fn read(&self, path: &str) -> Result<Option<String>, AnalysisError> {
+        match std::fs::read_to_string(self.path(path)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AnalysisError::Data {
+                origin: self.origin(path),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn files(&self, dir: &str, ext: &str) -> Result<Vec<String>, AnalysisError> {
+        let names = self
+            .entries(dir, false, ext)
+            .map_err(|e| AnalysisError::Data {
+                origin: self.origin(dir),
+                message: e.to_string(),
+            })?;
+        Ok(names.into_iter().map(|n| join(dir, &n)).collect())
+    }
+
+    fn dirs(&self, dir: &str) -> Result<Vec<String>, AnalysisError> {
+        Ok(self.entries(dir, true, "").unwrap_or_default())
+    }
+
+    fn origin(&self, path: &str) -> String {
+        self.path(path).display().to_string()
+    }
+}
+
+/// Data files compiled into the binary: `(path, text)` pairs.
+#[derive(Debug, Clone, Copy)]
+pub struct BundledData(pub &'static [(&'static str, &'static str)]);
+
+impl DataFiles for BundledData {
+    fn read(&self, path: &str) -> Result<Option<String>, AnalysisError> {
+        Ok(self
+            .0
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, text)| text.to_string()))
+    }
+
+    fn files(&self, dir: &str, ext: &str) -> Result<Vec<String>, AnalysisError> {
+        let mut files: Vec<String> = self
+            .0
+            .iter()
+            .filter_map(|(p, _)| {
+                let name = in_dir(p, dir)?;
+                (!name.contains('/') && Path::new(name).extension().is_some_and(|x| x == ext))
+                    .then(|| p.to_string())
+            })
+            .collect();
+        if files.is_empty() && self.dirs(dir)?.is_empty() {
+            return Err(AnalysisError::Data {
+                origin: self.origin(dir),
+                message: "no such folder".into(),
+            });
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    fn dirs(&self, dir: &str) -> Result<Vec<String>, AnalysisError> {
+        let mut dirs: Vec<String> = self
+            .0
+            .iter()
+            .filter_map(|(p, _)| Some(in_dir(p, dir)?.split_once('/')?.0.to_string()))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        Ok(dirs)
+    }
+
+    fn origin(&self, path: &str) -> String {
+        format!("(built in) {path}")
+    }
+}
+
+/// `path` relative to `dir`, if it is inside it.
+fn in_dir<'a>(path: &'a str, dir: &str) -> Option<&'a str> {
+    if dir.is_empty() {
+        Some(path)
+    } else {
+        path.strip_prefix(dir)?.strip_prefix('/')
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn required(files: &dyn DataFiles, path: &str) -> Result<String, AnalysisError> {
+    files.read(path)?.ok_or_else(|| AnalysisError::Data {
+        origin: files.origin(path),
+        message: "no such file".into(),
     })
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, AnalysisError> {
-    toml::from_str(&read(path)?).map_err(|e| AnalysisError::Data {
-        origin: path.display().to_string(),
+fn parse<T: for<'de> Deserialize<'de>>(
+    files: &dyn DataFiles,
+    path: &str,
+) -> Result<T, AnalysisError> {
+    toml::from_str(&required(files, path)?).map_err(|e| AnalysisError::Data {
+        origin: files.origin(path),
         message: e.to_string(),
     })
 }

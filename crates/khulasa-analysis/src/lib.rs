@@ -26,7 +26,7 @@ use khulasa_embed::{EncodeError, InputKind, StopToken, TextEncoder};
 use khulasa_text::CleanedArticle;
 use serde::Serialize;
 
-pub use crate::data::{AnalysisData, Label, LabelSet};
+pub use crate::data::{AnalysisData, BundledData, DataDir, DataFiles, Label, LabelSet};
 pub use crate::math::{Linear, fit_logistic};
 pub use crate::stance::{Evidence, StanceLabel, StanceProbabilities, StanceResult, TargetKind};
 pub use crate::summary::{SummaryBudget, SummaryResult, SummarySentence, SummaryStatus};
