@@ -110,8 +110,11 @@ fn run(label: &str, input: &Path, engine: Engine) {
 fn fsync(n: usize) {
     use khulasa::archive::sink::{Durability, Sink};
     // A typical record: a real article's size of summary and sentences.
-    let mut record =
-        khulasa::pipeline::ArticleOutput::failed(String::new(), "internal", String::new());
+    let mut record = khulasa::pipeline::ArticleOutput::failed(
+        String::new(),
+        khulasa::pipeline::ErrorCode::Internal,
+        String::new(),
+    );
     record.error = None;
     record.language = Some("ar".into());
     record.main_story = Some(khulasa::pipeline::MainStoryOut {

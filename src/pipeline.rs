@@ -67,11 +67,83 @@ pub struct MainStoryOut {
 /// Stance in the output (the analysis result plus nothing else).
 pub type StanceOut = StanceResult;
 
+/// What kind of failure, in the gRPC status code set: the one code every
+/// door maps (to a gRPC status, an error record's `code`, an exit status).
+/// Error records write it in snake case (`invalid_argument`), the gRPC
+/// API by its status name (`INVALID_ARGUMENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The input or its options are at fault.
+    InvalidArgument,
+    /// The deadline passed before the work was done.
+    DeadlineExceeded,
+    /// The caller went away.
+    Cancelled,
+    /// The server was at capacity (and stayed so past the retries).
+    ResourceExhausted,
+    /// The server was not serving (loading, stopping, or gone).
+    Unavailable,
+    /// Something failed inside.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for tests and docs.
+    pub const ALL: [Self; 6] = [
+        Self::InvalidArgument,
+        Self::DeadlineExceeded,
+        Self::Cancelled,
+        Self::ResourceExhausted,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// The gRPC status name, e.g. `INVALID_ARGUMENT`.
+    pub fn grpc_name(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "INVALID_ARGUMENT",
+            Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Cancelled => "CANCELLED",
+            Self::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// The code a gRPC status name stands for; any other name (a code this
+    /// project never sends) is `Internal`.
+    pub fn from_grpc_name(name: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.grpc_name() == name)
+            .unwrap_or(Self::Internal)
+    }
+
+    /// As error records write it, e.g. `invalid_argument`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "invalid_argument",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Cancelled => "cancelled",
+            Self::ResourceExhausted => "resource_exhausted",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A failure for one input.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ErrorOut {
-    /// `invalid_argument` (the input is at fault) or `internal`.
-    pub code: &'static str,
+    /// What kind of failure.
+    pub code: ErrorCode,
     /// What went wrong.
     pub message: String,
 }
@@ -116,7 +188,7 @@ pub struct ArticleOutput {
 
 impl ArticleOutput {
     /// An output line that reports a failure.
-    pub fn failed(id: String, code: &'static str, message: String) -> Self {
+    pub fn failed(id: String, code: ErrorCode, message: String) -> Self {
         Self {
             id,
             language: None,
@@ -153,13 +225,13 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
-    /// The code of an error record (`khulasa analyze`'s `error.code`).
-    pub fn code(&self) -> &'static str {
+    /// Its code.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Invalid(_) => "invalid_argument",
-            Self::Stopped(StopReason::Cancelled) => "cancelled",
-            Self::Stopped(StopReason::DeadlineExceeded) => "deadline_exceeded",
-            Self::Internal(_) => "internal",
+            Self::Invalid(_) => ErrorCode::InvalidArgument,
+            Self::Stopped(StopReason::Cancelled) => ErrorCode::Cancelled,
+            Self::Stopped(StopReason::DeadlineExceeded) => ErrorCode::DeadlineExceeded,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -313,5 +385,27 @@ pub fn label_set_choice(value: &str) -> anyhow::Result<LabelSetChoice> {
         Ok(LabelSetChoice::Inline(LabelSet::from_file(path)?))
     } else {
         Ok(LabelSetChoice::Named(value.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_have_one_name_per_door() {
+        for code in ErrorCode::ALL {
+            // The gRPC name comes back as the same code.
+            assert_eq!(ErrorCode::from_grpc_name(code.grpc_name()), code);
+            // Error records write the snake-case name.
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::from(code.as_str())
+            );
+            assert_eq!(code.as_str().to_uppercase(), code.grpc_name());
+        }
+        // A code this project never sends is a failure inside.
+        assert_eq!(ErrorCode::from_grpc_name("DATA_LOSS"), ErrorCode::Internal);
+        assert_eq!(ErrorCode::from_grpc_name(""), ErrorCode::Internal);
     }
 }

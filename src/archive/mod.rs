@@ -192,7 +192,7 @@ pub fn run_with(
             Record::Done(out) => {
                 if let Some(e) = &out.error {
                     summary.failed += 1;
-                    tracing::debug!(id = %out.id, code = e.code, "{}", e.message);
+                    tracing::debug!(id = %out.id, code = e.code.as_str(), "{}", e.message);
                     if let Some(log) = &mut errors {
                         log.write(&out)?;
                     }
@@ -272,15 +272,17 @@ fn read_inputs(
             tracing::warn!(%id, "duplicate id: only the first input with it is analysed");
             let record = Record::Duplicate(ArticleOutput::failed(
                 id.clone(),
-                "invalid_argument",
+                pipeline::ErrorCode::InvalidArgument,
                 "duplicate id: an earlier input has the same id; only that one is analysed".into(),
             ));
             return records.send(record).is_ok();
         }
         let record = match item {
-            Err((id, message)) => {
-                Record::Done(ArticleOutput::failed(id, "invalid_argument", message))
-            }
+            Err((id, message)) => Record::Done(ArticleOutput::failed(
+                id,
+                pipeline::ErrorCode::InvalidArgument,
+                message,
+            )),
             Ok(input) if done.contains(&input.id) => Record::Skipped,
             Ok(input) => {
                 return work.send(input).is_ok();
@@ -303,7 +305,7 @@ fn analyze_guarded(
     .unwrap_or_else(|_| {
         ArticleOutput::failed(
             input.id.clone(),
-            "internal",
+            pipeline::ErrorCode::Internal,
             "the analysis panicked on this input".into(),
         )
     })

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
-use crate::pipeline::{ArticleInput, ArticleOutput, RunOptions};
+use crate::pipeline::{ArticleInput, ArticleOutput, ErrorCode, RunOptions};
 use crate::proto;
 use crate::proto::analyzer_client::AnalyzerClient;
 use crate::service::convert;
@@ -123,7 +123,11 @@ impl Shared {
         t.turned_away += 1;
         if t.turned_away >= MAX_TURNED_AWAY {
             let message = format!("turned away {} times: {reason}", t.turned_away);
-            self.finish(ArticleOutput::failed(t.input.id, "internal", message));
+            self.finish(ArticleOutput::failed(
+                t.input.id,
+                ErrorCode::ResourceExhausted,
+                message,
+            ));
             return;
         }
         self.retry.lock().expect("not poisoned").push_front(t);
@@ -139,7 +143,11 @@ impl Shared {
         t.attempts += 1;
         if t.attempts >= self.max_attempts {
             let message = format!("gave up after {} attempts: {reason}", t.attempts);
-            self.finish(ArticleOutput::failed(t.input.id, "internal", message));
+            self.finish(ArticleOutput::failed(
+                t.input.id,
+                ErrorCode::Unavailable,
+                message,
+            ));
             return;
         }
         let shared = self.clone();
@@ -211,7 +219,7 @@ pub fn run(
                 while let Some(t) = shared.next().await {
                     shared.finish(ArticleOutput::failed(
                         t.input.id,
-                        "internal",
+                        ErrorCode::Unavailable,
                         reason.clone(),
                     ));
                 }
@@ -341,14 +349,17 @@ async fn session(
                     };
                     match &r.outcome {
                         Some(proto::analyze_result::Outcome::Error(e))
-                            if e.code == "RESOURCE_EXHAUSTED" =>
+                            if ErrorCode::from_grpc_name(&e.code)
+                                == ErrorCode::ResourceExhausted =>
                         {
                             overloads += 1;
                             window = in_flight.len().max(1);
                             paused_until = tokio::time::Instant::now() + backoff(overloads);
                             shared.turned_away(t, &format!("{}: {}", e.code, e.message));
                         }
-                        Some(proto::analyze_result::Outcome::Error(e)) if e.code == "UNAVAILABLE" => {
+                        Some(proto::analyze_result::Outcome::Error(e))
+                            if ErrorCode::from_grpc_name(&e.code) == ErrorCode::Unavailable =>
+                        {
                             shared.retry(t, &format!("{}: {}", e.code, e.message));
                         }
                         _ => {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::pipeline::ArticleOutput;
+use crate::pipeline::{ArticleOutput, ErrorCode};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,7 +378,7 @@ fn temporary_beside(path: &Path) -> PathBuf {
 #[derive(Serialize)]
 struct ErrorLine<'a> {
     id: &'a str,
-    code: &'a str,
+    code: ErrorCode,
     reason: &'a str,
 }
 
@@ -448,14 +448,14 @@ mod tests {
     use super::*;
 
     fn ok(id: &str) -> ArticleOutput {
-        let mut r = ArticleOutput::failed(id.into(), "internal", String::new());
+        let mut r = ArticleOutput::failed(id.into(), ErrorCode::Internal, String::new());
         r.error = None;
         r.language = Some("ar".into());
         r
     }
 
     fn failed(id: &str) -> ArticleOutput {
-        ArticleOutput::failed(id.into(), "internal", "the model stopped".into())
+        ArticleOutput::failed(id.into(), ErrorCode::Internal, "the model stopped".into())
     }
 
     fn ids(path: &Path, format: Format) -> Vec<String> {
@@ -595,7 +595,7 @@ mod tests {
     fn csv_fields_are_quoted_and_kept_on_one_line() {
         let mut r = ok("x,1");
         r.error = Some(crate::pipeline::ErrorOut {
-            code: "invalid_argument",
+            code: ErrorCode::InvalidArgument,
             message: "line one\nline \"two\"".into(),
         });
         let line = Format::Csv.line(&r).unwrap();

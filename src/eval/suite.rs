@@ -652,6 +652,7 @@ pub fn render(reports: &[SetReport]) -> String {
             r.items,
             r.labels
                 .iter()
+                .filter(|(l, _)| !l.is_empty())
                 .map(|(l, n)| format!("{l} {n}"))
                 .collect::<Vec<_>>()
                 .join(", ")

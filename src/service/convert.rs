@@ -7,7 +7,7 @@ use khulasa_analysis::{
 };
 
 use super::{Limits, ServiceError};
-use crate::pipeline::{Analyzed, ArticleInput, ArticleOutput, MainStoryOut, RunOptions};
+use crate::pipeline::{Analyzed, ArticleInput, ArticleOutput, ErrorCode, MainStoryOut, RunOptions};
 use crate::proto;
 
 /// A field violation: the field's path and what is wrong with it.
@@ -453,16 +453,16 @@ fn span_from(s: Option<proto::Span>) -> khulasa_text::Span {
 pub fn result_to_output(r: proto::AnalyzeResult) -> ArticleOutput {
     match r.outcome {
         Some(proto::analyze_result::Outcome::Response(response)) => response_to_output(response),
-        Some(proto::analyze_result::Outcome::Error(e)) => {
-            let code = match e.code.as_str() {
-                "INVALID_ARGUMENT" => "invalid_argument",
-                "DEADLINE_EXCEEDED" => "deadline_exceeded",
-                "CANCELLED" => "cancelled",
-                _ => "internal",
-            };
-            ArticleOutput::failed(r.id, code, format!("{}: {}", e.code, e.message))
-        }
-        None => ArticleOutput::failed(r.id, "internal", "the server sent an empty result".into()),
+        Some(proto::analyze_result::Outcome::Error(e)) => ArticleOutput::failed(
+            r.id,
+            ErrorCode::from_grpc_name(&e.code),
+            format!("{}: {}", e.code, e.message),
+        ),
+        None => ArticleOutput::failed(
+            r.id,
+            ErrorCode::Internal,
+            "the server sent an empty result".into(),
+        ),
     }
 }
 

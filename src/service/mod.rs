@@ -25,7 +25,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::Instrument;
 
-use crate::pipeline::{ArticleInput, PipelineError, RunOptions, analyze_input};
+use crate::pipeline::{ArticleInput, ErrorCode, PipelineError, RunOptions, analyze_input};
 use crate::proto;
 use batcher::RequestScope;
 use metrics::Metrics;
@@ -177,14 +177,15 @@ impl ServiceError {
         }
     }
 
-    fn code_name(&self) -> &'static str {
+    /// Its code.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Invalid { .. } => "INVALID_ARGUMENT",
-            Self::Unavailable(_) => "UNAVAILABLE",
-            Self::Exhausted => "RESOURCE_EXHAUSTED",
-            Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
-            Self::Cancelled => "CANCELLED",
-            Self::Internal(_) => "INTERNAL",
+            Self::Invalid { .. } => ErrorCode::InvalidArgument,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Exhausted => ErrorCode::ResourceExhausted,
+            Self::DeadlineExceeded => ErrorCode::DeadlineExceeded,
+            Self::Cancelled => ErrorCode::Cancelled,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -446,7 +447,7 @@ impl AnalyzerService {
 fn record<T>(metrics: &Metrics, rpc: &str, result: Result<T, ServiceError>) -> Result<T, Status> {
     let code = match &result {
         Ok(_) => "OK",
-        Err(e) => e.code_name(),
+        Err(e) => e.code().grpc_name(),
     };
     metrics.requests.with_label_values(&[rpc, code]).inc();
     result.map_err(|e| {
@@ -522,7 +523,7 @@ fn rpc_span<T>(rpc: &'static str, request: &Request<T>) -> tracing::Span {
 }
 
 fn error_result(id: String, e: ServiceError) -> proto::AnalyzeResult {
-    let code = e.code_name().to_string();
+    let code = e.code().grpc_name().to_string();
     let message = e.into_status().message().to_string();
     proto::AnalyzeResult {
         id,
