@@ -66,17 +66,8 @@ struct ModelArgs {
     /// How the encoder layers' weight matrices are kept: f32 (exact and, on
     /// CPUs, the fastest) or Candle's quantised q8_0/q4_0 blocks (~60-70 MB
     /// less memory, slower; docs/performance.md).
-    #[arg(long, value_enum, default_value_t = WeightsArg::F32, env = "KHULASA_MATMUL_WEIGHTS")]
-    matmul_weights: WeightsArg,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum WeightsArg {
-    F32,
-    #[value(name = "q8_0")]
-    Q8_0,
-    #[value(name = "q4_0")]
-    Q4_0,
+    #[arg(long, value_enum, default_value_t = MatmulWeights::F32, env = "KHULASA_MATMUL_WEIGHTS")]
+    matmul_weights: MatmulWeights,
 }
 
 impl ModelArgs {
@@ -85,11 +76,7 @@ impl ModelArgs {
         let options = LoadOptions {
             device: self.device.clone(),
             token_budget: self.token_budget,
-            matmul_weights: match self.matmul_weights {
-                WeightsArg::F32 => MatmulWeights::F32,
-                WeightsArg::Q8_0 => MatmulWeights::Q8_0,
-                WeightsArg::Q4_0 => MatmulWeights::Q4_0,
-            },
+            matmul_weights: self.matmul_weights,
             ..LoadOptions::default()
         };
         CandleEncoder::load(&dir, &options)
@@ -111,14 +98,8 @@ struct AnalysisArgs {
     /// How sentence vectors are made: separate passes (best topics and
     /// stance), or pooled from one pass per article (about twice as fast,
     /// better summaries, weaker topics and stance; docs/quality.md).
-    #[arg(long, value_enum, default_value_t = VectorsArg::Separate, env = "KHULASA_SENTENCE_VECTORS")]
-    sentence_vectors: VectorsArg,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum VectorsArg {
-    Separate,
-    Pooled,
+    #[arg(long, value_enum, default_value_t = SentenceVectors::Separate, env = "KHULASA_SENTENCE_VECTORS")]
+    sentence_vectors: SentenceVectors,
 }
 
 impl AnalysisArgs {
@@ -151,10 +132,7 @@ impl AnalysisArgs {
     fn analyzer_on(&self, encoder: std::sync::Arc<dyn TextEncoder>) -> anyhow::Result<Analyzer> {
         let data = model_dir::analysis_data(self.data_dir.as_deref(), &self.labels_dir)?;
         let options = AnalyzerOptions {
-            sentence_vectors: match self.sentence_vectors {
-                VectorsArg::Separate => SentenceVectors::Separate,
-                VectorsArg::Pooled => SentenceVectors::Pooled,
-            },
+            sentence_vectors: self.sentence_vectors,
         };
         Ok(Analyzer::new(encoder, data, options)?)
     }
@@ -168,8 +146,8 @@ struct ArchiveArgs {
     output: Option<PathBuf>,
     /// Output format: the full JSON record, or flat CSV (id, language,
     /// primary topic, stance, cooperation/conflict, summary, error).
-    #[arg(long, value_enum, default_value_t = FormatArg::Jsonl)]
-    format: FormatArg,
+    #[arg(long, value_enum, default_value_t = archive::sink::Format::Jsonl)]
+    format: archive::sink::Format,
     /// Also list each failed input here (JSONL: id, code, reason).
     #[arg(long)]
     errors: Option<PathBuf>,
@@ -208,12 +186,6 @@ struct ArchiveArgs {
     /// batched together; 8 measured best on 2 cores, docs/performance.md).
     #[arg(long, default_value_t = 8)]
     workers: usize,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Jsonl,
-    Csv,
 }
 
 #[derive(Subcommand)]
@@ -704,10 +676,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 archive::ArchiveOptions {
                     inputs: paths,
                     output: a.output,
-                    format: match a.format {
-                        FormatArg::Jsonl => archive::sink::Format::Jsonl,
-                        FormatArg::Csv => archive::sink::Format::Csv,
-                    },
+                    format: a.format,
                     errors: a.errors,
                     resume: a.resume,
                     force: a.force,

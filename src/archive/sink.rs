@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::pipeline::{ArticleOutput, ErrorCode};
 
 /// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// The full JSON record per line (the `khulasa analyze` contract).
     Jsonl,

@@ -10,6 +10,7 @@ use crate::math::{l2_normalize, weighted_unit};
 
 /// How sentence vectors are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum SentenceVectors {
     /// Each sentence embedded separately (one short sequence each).

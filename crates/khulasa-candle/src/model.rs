@@ -101,13 +101,16 @@ impl Linear {
 
 /// How the weight matrices of the encoder layers are stored and multiplied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum MatmulWeights {
     /// f32, as in the checkpoint (the default: exact).
     #[default]
     F32,
     /// Candle's 8-bit blocks (`QMatMul` over Q8_0).
+    #[cfg_attr(feature = "clap", value(name = "q8_0"))]
     Q8_0,
     /// Candle's 4-bit blocks (`QMatMul` over Q4_0).
+    #[cfg_attr(feature = "clap", value(name = "q4_0"))]
     Q4_0,
 }
 
