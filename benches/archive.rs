@@ -25,10 +25,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use khulasa::archive::{self, ArchiveOptions, Engine, remote::RemoteOptions, sink::Format};
 use khulasa::eval::read_devset;
 use khulasa::proto::analyzer_client::AnalyzerClient;
-use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
 use khulasa::service::metrics::Metrics;
 use khulasa::service::server;
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
+use khulasa_batch::{BatchingEncoder, BatchingOptions};
 use khulasa_candle::{CandleEncoder, LoadOptions};
 
 fn fixture_texts(root: &Path) -> Vec<String> {

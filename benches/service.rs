@@ -21,10 +21,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use khulasa::eval::read_devset;
 use khulasa::proto;
 use khulasa::proto::analyzer_client::AnalyzerClient;
-use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
 use khulasa::service::metrics::Metrics;
 use khulasa::service::server;
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
+use khulasa_batch::{BatchingEncoder, BatchingOptions};
 use khulasa_candle::{CandleEncoder, LoadOptions, TokenizerBackend};
 use tonic::transport::Channel;
 

@@ -8,11 +8,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use khulasa::service::server::{self, TransportLimits};
-use khulasa::service::{Limits, batcher, metrics::Metrics};
+use khulasa::service::{Limits, metrics::Metrics};
 use khulasa::{archive, eval, model_dir, pipeline, telemetry};
 use khulasa_analysis::{
     Analyzer, AnalyzerOptions, FocusChoice, SentenceVectors, SummaryBudget, TargetKind,
 };
+use khulasa_batch::{BatchObserver, BatchingEncoder, BatchingOptions};
 use khulasa_candle::{CandleEncoder, LoadOptions, MatmulWeights};
 use khulasa_embed::{InputKind, TextEncoder};
 use khulasa_import::{DefaultModel, FetchOutcome};
@@ -114,16 +115,16 @@ impl AnalysisArgs {
     fn batched_analyzer(
         &self,
         window: std::time::Duration,
-        metrics: std::sync::Arc<Metrics>,
+        observer: std::sync::Arc<dyn BatchObserver>,
     ) -> anyhow::Result<(Analyzer, khulasa::service::Liveness)> {
         let encoder = std::sync::Arc::new(self.model.load()?);
-        let batching = batcher::BatchingEncoder::start(
+        let batching = BatchingEncoder::start(
             encoder,
-            batcher::BatchingOptions {
+            BatchingOptions {
                 window,
                 ..Default::default()
             },
-            metrics,
+            observer,
         );
         let alive = batching.liveness();
         Ok((self.analyzer_on(std::sync::Arc::new(batching))?, alive))
@@ -651,7 +652,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 Ok(if a.servers.is_empty() {
                     let (analyzer, _) = analysis.batched_analyzer(
                         std::time::Duration::from_millis(4),
-                        std::sync::Arc::new(Metrics::new()),
+                        std::sync::Arc::new(()),
                     )?;
                     archive::Engine::Local {
                         analyzer: std::sync::Arc::new(analyzer),

@@ -29,7 +29,7 @@ use sink::{Durability, ErrorLog, Format, Sink};
 /// Where the analysis runs.
 pub enum Engine {
     /// In this process: `workers` threads share one analyzer, whose encoder
-    /// should be a [`crate::service::batcher::BatchingEncoder`] so their
+    /// should be a [`khulasa_batch::BatchingEncoder`] so their
     /// sentence passes are merged.
     Local {
         /// The analyzer.

@@ -39,6 +39,25 @@ pub struct Metrics {
     pub inference_panics: IntCounter,
 }
 
+/// The batcher's reports, as metrics.
+impl khulasa_batch::BatchObserver for Metrics {
+    fn chunk(&self, texts: usize, tokens: usize) {
+        self.batch_texts.observe(texts as f64);
+        self.batch_tokens.observe(tokens as f64);
+    }
+    fn ran(&self, seconds: f64) {
+        self.stage_seconds
+            .with_label_values(&["inference"])
+            .observe(seconds);
+    }
+    fn dropped(&self) {
+        self.dropped_jobs.inc();
+    }
+    fn panicked(&self) {
+        self.inference_panics.inc();
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()

@@ -1,5 +1,5 @@
 //! The gRPC service: `khulasa.v1.Analyzer` over the pipeline, with dynamic
-//! batching ([`batcher`]), admission control, limits, deadlines and
+//! batching (`khulasa-batch`), admission control, limits, deadlines and
 //! cancellation, health, reflection, metrics ([`metrics`]), API keys and
 //! graceful shutdown ([`server`]).
 //!
@@ -7,7 +7,6 @@
 //! [`ServiceError::into_status`]; bad input carries `google.rpc.BadRequest`
 //! field violations.
 
-pub mod batcher;
 pub mod codec;
 pub mod convert;
 pub mod metrics;
@@ -27,7 +26,7 @@ use tracing::Instrument;
 
 use crate::pipeline::{ArticleInput, ErrorCode, PipelineError, RunOptions, analyze_input};
 use crate::proto;
-use batcher::RequestScope;
+use khulasa_batch::RequestScope;
 use metrics::Metrics;
 
 /// Limits enforced on requests.
@@ -214,7 +213,7 @@ impl From<StopReason> for ServiceError {
 
 /// What a service needs of its engine besides the analyzer: whether the
 /// inference thread still runs.
-pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
+pub use khulasa_batch::Liveness;
 
 /// Shared state of the service.
 pub struct State {

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use khulasa::proto::analyzer_client::AnalyzerClient;
-use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
 use khulasa::service::metrics::Metrics;
 use khulasa::service::{Limits, server};
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
+use khulasa_batch::{BatchingEncoder, BatchingOptions};
 use tonic::transport::Channel;
 
 /// One analyzer (behind the batcher) shared by every server of a test binary.

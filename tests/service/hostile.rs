@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use khulasa::proto;
-use khulasa::service::batcher::{BatchingEncoder, BatchingOptions};
 use khulasa::service::metrics::Metrics;
 use khulasa::service::server::{Loaded, ServeConfig, TransportLimits};
 use khulasa::service::{Limits, Liveness};
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
+use khulasa_batch::{BatchingEncoder, BatchingOptions};
 use khulasa_embed::testing::HashingEncoder;
 use khulasa_embed::{EncodeError, InputKind, ModelInfo, StopToken, TextEncoder, TokenStates};
 use prost::Message;

@@ -19,6 +19,9 @@
 //! A panic inside the encoder fails only the jobs of that chunk; the thread
 //! goes on with the next. If the thread itself ever ends, [`BatchingEncoder::is_alive`]
 //! turns false so the server can report NOT_SERVING.
+//!
+//! What happens is told to a [`BatchObserver`] (the server's metrics; `()`
+//! for none), so the crate needs no metrics library.
 
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
@@ -29,7 +32,28 @@ use std::time::{Duration, Instant};
 
 use khulasa_embed::{EncodeError, InputKind, ModelInfo, StopToken, TextEncoder, TokenStates};
 
-use super::metrics::Metrics;
+/// Told what the inference thread does; every method defaults to nothing.
+pub trait BatchObserver: Send + Sync {
+    /// A chunk of `texts` texts, about `tokens` tokens, is about to run.
+    fn chunk(&self, texts: usize, tokens: usize) {
+        let _ = (texts, tokens);
+    }
+    /// A chunk ran for `seconds`.
+    fn ran(&self, seconds: f64) {
+        let _ = seconds;
+    }
+    /// A job was answered without running (the rest of it), its caller
+    /// having gone or its deadline passed.
+    fn dropped(&self) {}
+    /// The encoder panicked on a chunk.
+    fn panicked(&self) {}
+}
+
+/// No observer.
+impl BatchObserver for () {}
+
+/// Whether an inference thread is still running, as a handle to keep.
+pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// How the batcher collects and cuts work.
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +162,7 @@ impl BatchingEncoder {
     pub fn start(
         inner: Arc<dyn TextEncoder>,
         options: BatchingOptions,
-        metrics: Arc<Metrics>,
+        observer: Arc<dyn BatchObserver>,
     ) -> Self {
         let (jobs, rx) = mpsc::sync_channel(options.queue);
         let worker = inner.clone();
@@ -148,7 +172,7 @@ impl BatchingEncoder {
             .name("khulasa-inference".into())
             .spawn(move || {
                 let _flag = flag;
-                run(worker, rx, options, metrics)
+                run(worker, rx, options, observer)
             })
             .expect("the inference thread starts");
         Self { inner, jobs, alive }
@@ -161,7 +185,7 @@ impl BatchingEncoder {
     }
 
     /// [`BatchingEncoder::is_alive`] as a handle the server keeps.
-    pub fn liveness(&self) -> super::Liveness {
+    pub fn liveness(&self) -> Liveness {
         let alive = self.alive.clone();
         Arc::new(move || alive.load(Ordering::Relaxed))
     }
@@ -206,7 +230,7 @@ fn run(
     encoder: Arc<dyn TextEncoder>,
     rx: Receiver<Job>,
     options: BatchingOptions,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn BatchObserver>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -232,7 +256,7 @@ fn run(
                 batch.into_iter().partition(|j| j.want == want);
             batch = rest;
             if !jobs.is_empty() {
-                run_jobs(encoder.as_ref(), want, jobs, &options, &metrics);
+                run_jobs(encoder.as_ref(), want, jobs, &options, observer.as_ref());
             }
         }
     }
@@ -244,7 +268,7 @@ fn run_jobs(
     want: Want,
     jobs: Vec<Job>,
     options: &BatchingOptions,
-    metrics: &Metrics,
+    observer: &dyn BatchObserver,
 ) {
     let kind = match want {
         Want::Vectors(k) | Want::States(k) => k,
@@ -278,7 +302,7 @@ fn run_jobs(
         // Answer callers that have gone; their texts are skipped below.
         for r in running.iter_mut().filter(|r| !r.answered) {
             if let Some(reason) = r.job.stop.reason() {
-                metrics.dropped_jobs.inc();
+                observer.dropped();
                 r.answer(Err(EncodeError::Stopped(reason)));
             }
         }
@@ -311,8 +335,7 @@ fn run_jobs(
             .iter()
             .map(|&(j, t)| running[j].job.texts[t].as_str())
             .collect();
-        metrics.batch_texts.observe(texts.len() as f64);
-        metrics.batch_tokens.observe(tokens as f64);
+        observer.chunk(texts.len(), tokens);
         // A panic in the encoder (a bug, or an input it cannot take) fails
         // this chunk's callers and nobody else.
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| match want {
@@ -324,7 +347,7 @@ fn run_jobs(
                 .map(|v| v.into_iter().map(Output::States).collect::<Vec<_>>()),
         }))
         .unwrap_or_else(|panic| {
-            metrics.inference_panics.inc();
+            observer.panicked();
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
@@ -334,10 +357,7 @@ fn run_jobs(
             Err(EncodeError::Inference(format!("the encoder panicked: {what}")))
         });
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-        metrics
-            .stage_seconds
-            .with_label_values(&["inference"])
-            .observe(elapsed_ms / 1e3);
+        observer.ran(elapsed_ms / 1e3);
         for &j in &callers {
             running[j].inference_ms += elapsed_ms;
         }
@@ -361,7 +381,7 @@ fn run_jobs(
                         (other, None) => EncodeError::Inference(other.to_string()),
                     };
                     if matches!(own, EncodeError::Stopped(_)) {
-                        metrics.dropped_jobs.inc();
+                        observer.dropped();
                     }
                     r.answer(Err(own));
                 }
@@ -428,15 +448,39 @@ mod tests {
     use super::*;
     use khulasa_embed::StopReason;
     use khulasa_embed::testing::HashingEncoder;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Records what the thread reports.
+    #[derive(Default)]
+    struct Seen {
+        chunks: Mutex<Vec<(usize, usize)>>,
+        panics: AtomicUsize,
+    }
+
+    impl BatchObserver for Seen {
+        fn chunk(&self, texts: usize, tokens: usize) {
+            self.chunks.lock().unwrap().push((texts, tokens));
+        }
+        fn panicked(&self) {
+            self.panics.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Seen {
+        fn chunks(&self) -> Vec<(usize, usize)> {
+            self.chunks.lock().unwrap().clone()
+        }
+    }
 
     #[test]
     fn concurrent_callers_get_their_own_vectors_from_shared_batches() {
         let inner: Arc<dyn TextEncoder> = Arc::new(HashingEncoder::new(64));
-        let metrics = Arc::new(Metrics::new());
+        let seen = Arc::new(Seen::default());
         let b = Arc::new(BatchingEncoder::start(
             inner.clone(),
             BatchingOptions::default(),
-            metrics.clone(),
+            seen.clone(),
         ));
         let handles: Vec<_> = (0..8)
             .map(|i| {
@@ -453,33 +497,30 @@ mod tests {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             assert_eq!(got, inner.embed(&refs, InputKind::Passage).unwrap());
         }
-        assert!(metrics.batch_texts.get_sample_count() <= 8);
+        let chunks = seen.chunks();
+        assert!(chunks.len() <= 8, "{chunks:?}");
+        assert_eq!(chunks.iter().map(|c| c.0).sum::<usize>(), 16);
         // 16 texts of 3 words, each 5 tokens with the two markers.
-        assert_eq!(metrics.batch_tokens.get_sample_sum(), 80.0);
-        assert_eq!(
-            metrics.batch_tokens.get_sample_count(),
-            metrics.batch_texts.get_sample_count()
-        );
+        assert_eq!(chunks.iter().map(|c| c.1).sum::<usize>(), 80);
     }
 
     #[test]
     fn token_states_go_through_the_thread_too() {
         let inner: Arc<dyn TextEncoder> = Arc::new(HashingEncoder::new(16));
-        let metrics = Arc::new(Metrics::new());
-        let b = BatchingEncoder::start(inner.clone(), BatchingOptions::default(), metrics.clone());
+        let seen = Arc::new(Seen::default());
+        let b = BatchingEncoder::start(inner.clone(), BatchingOptions::default(), seen.clone());
         let texts = ["one two three", "four five"];
         assert_eq!(
             b.token_states(&texts, InputKind::Passage).unwrap(),
             inner.token_states(&texts, InputKind::Passage).unwrap()
         );
-        assert_eq!(metrics.batch_texts.get_sample_sum(), 2.0);
+        assert_eq!(seen.chunks().iter().map(|c| c.0).sum::<usize>(), 2);
     }
 
     #[test]
     fn a_cancelled_request_is_dropped_before_it_runs() {
         let inner: Arc<dyn TextEncoder> = Arc::new(HashingEncoder::new(8));
-        let metrics = Arc::new(Metrics::new());
-        let b = BatchingEncoder::start(inner, BatchingOptions::default(), metrics.clone());
+        let b = BatchingEncoder::start(inner, BatchingOptions::default(), Arc::new(()));
         let stop = StopToken::new(None);
         stop.cancel();
         let err = b
@@ -495,7 +536,7 @@ mod tests {
     struct Slow {
         inner: HashingEncoder,
         delay: Duration,
-        calls: std::sync::atomic::AtomicUsize,
+        calls: AtomicUsize,
     }
 
     impl TextEncoder for Slow {
@@ -537,11 +578,11 @@ mod tests {
     #[test]
     fn a_panicking_batch_fails_its_callers_and_the_next_batch_runs() {
         let inner = slow(Duration::ZERO);
-        let metrics = Arc::new(Metrics::new());
-        let b = BatchingEncoder::start(inner, BatchingOptions::default(), metrics.clone());
+        let seen = Arc::new(Seen::default());
+        let b = BatchingEncoder::start(inner, BatchingOptions::default(), seen.clone());
         let err = b.embed(&["panic"], InputKind::Passage).unwrap_err();
         assert!(err.to_string().contains("asked to panic"), "{err}");
-        assert_eq!(metrics.inference_panics.get(), 1);
+        assert_eq!(seen.panics.load(Ordering::Relaxed), 1);
         assert!(b.is_alive());
         assert_eq!(b.embed(&["fine"], InputKind::Passage).unwrap().len(), 1);
     }
@@ -555,7 +596,7 @@ mod tests {
             chunk_tokens: 3,
             ..Default::default()
         };
-        let b = BatchingEncoder::start(inner.clone(), options, Arc::new(Metrics::new()));
+        let b = BatchingEncoder::start(inner.clone(), options, Arc::new(()));
         let stop = StopToken::new(None);
         let canceller = {
             let stop = stop.clone();
@@ -586,11 +627,7 @@ mod tests {
             window: Duration::from_millis(100),
             ..Default::default()
         };
-        let b = Arc::new(BatchingEncoder::start(
-            inner,
-            options,
-            Arc::new(Metrics::new()),
-        ));
+        let b = Arc::new(BatchingEncoder::start(inner, options, Arc::new(())));
         // The short job opens the gathering window; the long one joins it.
         let short = {
             let b = b.clone();
