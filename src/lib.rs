@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod inputs;
 pub mod model_dir;
 pub mod pipeline;
+pub mod request;
 pub mod service;
 pub mod telemetry;
 

@@ -205,9 +205,13 @@ impl ArticleOutput {
     }
 }
 
-/// Runs the pipeline on one input; failures become an error output.
+/// Runs the pipeline on one input, in process (the input checked against
+/// the default [`crate::request::RequestLimits`]); failures become an
+/// error output.
 pub fn run(analyzer: &Analyzer, input: &ArticleInput, options: &RunOptions) -> ArticleOutput {
-    match try_run(analyzer, input, options) {
+    let checked = crate::request::check_article(input, &Default::default())
+        .map_err(|e| PipelineError::Invalid(e.to_string()));
+    match checked.and_then(|()| try_run(analyzer, input, options)) {
         Ok(out) => out,
         Err(e) => ArticleOutput::failed(input.id.clone(), e.code(), e.to_string()),
     }

@@ -184,10 +184,12 @@ fn analyze_writes_one_line_per_input_and_reports_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("in.jsonl");
     let page = serde_json::json!({"id": "good", "text": PAGE}).to_string();
+    // Past the article limit the gRPC API enforces: the same rule in process.
+    let huge = serde_json::json!({"id": "huge", "text": "كلمة ".repeat(300_000)}).to_string();
     std::fs::write(
         &jsonl,
         format!(
-            "{page}\n{{\"id\": \"broken\", \"text\": 5}}\n{{\"id\": \"empty\", \"text\": \"  \"}}\n"
+            "{page}\n{{\"id\": \"broken\", \"text\": 5}}\n{{\"id\": \"empty\", \"text\": \"  \"}}\n{huge}\n"
         ),
     )
     .unwrap();
@@ -210,11 +212,11 @@ fn analyze_writes_one_line_per_input_and_reports_bad_ones() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     lines.sort_by_key(|l| {
-        ["good", "broken", "empty"]
+        ["good", "broken", "empty", "huge"]
             .iter()
             .position(|id| l["id"] == *id)
     });
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 4);
     let good = &lines[0];
     assert_eq!(good["id"], "good");
     for field in [
@@ -234,4 +236,34 @@ fn analyze_writes_one_line_per_input_and_reports_bad_ones() {
     assert_eq!(lines[1]["error"]["code"], "invalid_argument");
     assert_eq!(lines[2]["id"], "empty");
     assert_eq!(lines[2]["error"]["code"], "invalid_argument");
+    assert_eq!(lines[3]["id"], "huge");
+    assert_eq!(lines[3]["error"]["code"], "invalid_argument");
+    let message = lines[3]["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("text: the article has"), "{message}");
+}
+
+#[test]
+fn bad_options_name_their_flag_before_the_model_loads() {
+    for (args, want) in [
+        (&["--ratio", "2"][..], "--ratio: must be between 0 and 1"),
+        (
+            &["--max-sentences", "101"][..],
+            "--max-sentences: 101 sentences; at most 100",
+        ),
+        (
+            &["--target-kind", "claim", "--target", " "][..],
+            "--target: a claim target needs the claim's text",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_khulasa"))
+            .arg("analyze")
+            .args(args)
+            .args(["--model", "/nonexistent/model", "-"])
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
 }

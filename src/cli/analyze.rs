@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use khulasa::request::{self, RequestLimits};
 use khulasa::{archive, pipeline};
-use khulasa_analysis::{FocusChoice, SummaryBudget, TargetKind};
+use khulasa_analysis::TargetKind;
 
 use super::{AnalysisArgs, SomeFailed};
 
@@ -32,7 +33,7 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     generic: bool,
     /// Most sentences in a summary.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = request::DEFAULT_SUMMARY_SENTENCES)]
     max_sentences: usize,
     /// Most characters in a summary (0: no limit).
     #[arg(long, default_value_t = 0)]
@@ -113,34 +114,29 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         archive: a,
         inputs: paths,
     } = args;
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&ratio),
-        "--ratio must be between 0 and 1"
-    );
-    let most = khulasa_analysis::summary::MAX_SUMMARY_SENTENCES;
-    anyhow::ensure!(
-        (1..=most).contains(&max_sentences),
-        "--max-sentences must be between 1 and {most}"
-    );
-    let options = pipeline::RunOptions {
+    let spec = request::OptionsSpec {
         label_set: match &labels {
             Some(l) => pipeline::label_set_choice(l)?,
             None => Default::default(),
         },
+        tasks: Default::default(),
         target,
         target_kind,
-        focus: match (generic, focus) {
-            (true, _) => FocusChoice::Generic,
-            (false, Some(f)) => FocusChoice::Text(f),
-            (false, None) => FocusChoice::Default,
-        },
-        budget: SummaryBudget {
-            max_sentences,
-            max_chars,
-            ratio,
-        },
-        tasks: Default::default(),
+        focus,
+        generic_summary: generic,
+        max_sentences: Some(max_sentences),
+        max_chars,
+        ratio,
     };
+    let options = request::options(spec, &RequestLimits::default()).map_err(|e| {
+        // Name the flag the field came from.
+        let flag = if e.field.starts_with("inline_label_set") {
+            "labels".to_string()
+        } else {
+            e.field.replace('_', "-")
+        };
+        anyhow::anyhow!("--{flag}: {}", e.message)
+    })?;
     let engine = || -> anyhow::Result<archive::Engine> {
         Ok(if a.servers.is_empty() {
             let (analyzer, _) =

@@ -3,12 +3,13 @@
 
 use khulasa_analysis::{
     Evidence, FocusChoice, LabelScore, LabelSetChoice, StanceLabel, StanceProbabilities,
-    StanceResult, SummaryBudget, SummaryResult, SummarySentence, SummaryStatus, TargetKind, Tasks,
+    StanceResult, SummaryResult, SummarySentence, SummaryStatus, TargetKind, Tasks,
 };
 
 use super::{Limits, ServiceError};
 use crate::pipeline::{Analyzed, ArticleInput, ArticleOutput, ErrorCode, MainStoryOut, RunOptions};
 use crate::proto;
+use crate::request;
 
 /// A field violation: the field's path and what is wrong with it.
 fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
@@ -29,37 +30,9 @@ pub(crate) fn article(
     let (text, html) = match a.content {
         Some(proto::article::Content::Text(t)) => (Some(t), None),
         Some(proto::article::Content::Html(h)) => (None, Some(h)),
-        None => return Err(invalid(&format!("{field}.content"), "give text or html")),
+        None => (None, None),
     };
-    let (name, body) = match (&text, &html) {
-        (Some(t), _) => ("text", t),
-        (_, Some(h)) => ("html", h),
-        _ => unreachable!("one of them is set"),
-    };
-    if body.trim().is_empty() {
-        return Err(invalid(&format!("{field}.{name}"), "the article is empty"));
-    }
-    if body.len() > limits.max_article_bytes {
-        return Err(invalid(
-            &format!("{field}.{name}"),
-            format!(
-                "the article has {} bytes; at most {} are accepted",
-                body.len(),
-                limits.max_article_bytes
-            ),
-        ));
-    }
-    let title_chars = a.title.chars().count();
-    if title_chars > limits.max_title_chars {
-        return Err(invalid(
-            &format!("{field}.title"),
-            format!(
-                "the title has {title_chars} characters; at most {} are accepted",
-                limits.max_title_chars
-            ),
-        ));
-    }
-    Ok(ArticleInput {
+    let input = ArticleInput {
         id: a.id,
         text,
         html,
@@ -67,7 +40,14 @@ pub(crate) fn article(
         url: Some(a.url).filter(|t| !t.is_empty()),
         language_hint: Some(a.language_hint).filter(|t| !t.is_empty()),
         ..ArticleInput::default()
-    })
+    };
+    request::check_article(&input, &limits.request()).map_err(|e| at(field, e))?;
+    Ok(input)
+}
+
+/// A rule's field error at `field` of the request.
+fn at(field: &str, e: request::FieldError) -> ServiceError {
+    invalid(&format!("{field}.{}", e.field), e.message)
 }
 
 /// Checks options and turns them into run options. `labels` are the loaded
@@ -115,33 +95,7 @@ pub(crate) fn options(
             LabelSetChoice::Named(n)
         }
         Some(proto::analyze_options::Labels::InlineLabelSet(s)) => {
-            let f = format!("{field}.inline_label_set");
-            if s.labels.len() > limits.max_inline_labels {
-                return Err(invalid(
-                    &format!("{f}.labels"),
-                    format!(
-                        "{} labels; at most {}",
-                        s.labels.len(),
-                        limits.max_inline_labels
-                    ),
-                ));
-            }
-            let bytes: usize = s
-                .labels
-                .iter()
-                .flat_map(|l| l.description.iter().chain(&l.examples))
-                .map(String::len)
-                .sum();
-            if bytes > limits.max_inline_label_set_bytes {
-                return Err(invalid(
-                    &format!("{f}.labels"),
-                    format!(
-                        "{bytes} bytes of descriptions and examples; at most {}",
-                        limits.max_inline_label_set_bytes
-                    ),
-                ));
-            }
-            let set = khulasa_analysis::LabelSet {
+            LabelSetChoice::Inline(khulasa_analysis::LabelSet {
                 name: if s.name.is_empty() {
                     "inline".into()
                 } else {
@@ -160,41 +114,9 @@ pub(crate) fn options(
                     .collect(),
                 head: None,
                 trained: None,
-            };
-            set.validate().map_err(|m| invalid(&f, m))?;
-            LabelSetChoice::Inline(set)
+            })
         }
     };
-    for (name, value) in [("target", &o.target), ("focus", &o.focus)] {
-        let n = value.chars().count();
-        if n > limits.max_target_chars {
-            return Err(invalid(
-                &format!("{field}.{name}"),
-                format!("{n} characters; at most {}", limits.max_target_chars),
-            ));
-        }
-    }
-    if !(0.0..=1.0).contains(&o.ratio) {
-        return Err(invalid(
-            &format!("{field}.ratio"),
-            "must be between 0 and 1",
-        ));
-    }
-    if o.max_sentences as usize > limits.max_summary_sentences {
-        return Err(invalid(
-            &format!("{field}.max_sentences"),
-            format!(
-                "{} sentences; at most {}",
-                o.max_sentences, limits.max_summary_sentences
-            ),
-        ));
-    }
-    if o.generic_summary && !o.focus.trim().is_empty() {
-        return Err(invalid(
-            &format!("{field}.focus"),
-            "a focus and generic_summary exclude each other",
-        ));
-    }
     let target_kind = match proto::TargetKind::try_from(o.target_kind) {
         Ok(proto::TargetKind::Claim) => TargetKind::Claim,
         Ok(_) => TargetKind::Topic,
@@ -205,34 +127,18 @@ pub(crate) fn options(
             ));
         }
     };
-    if target_kind == TargetKind::Claim && o.target.trim().is_empty() {
-        return Err(invalid(
-            &format!("{field}.target"),
-            "a claim target needs the claim's text",
-        ));
-    }
-    Ok(RunOptions {
+    let spec = request::OptionsSpec {
         label_set,
-        target_kind,
-        target: Some(o.target).filter(|t| !t.trim().is_empty()),
-        focus: if o.generic_summary {
-            FocusChoice::Generic
-        } else if o.focus.trim().is_empty() {
-            FocusChoice::Default
-        } else {
-            FocusChoice::Text(o.focus)
-        },
-        budget: SummaryBudget {
-            max_sentences: if o.max_sentences == 0 {
-                3
-            } else {
-                o.max_sentences as usize
-            },
-            max_chars: o.max_chars as usize,
-            ratio: o.ratio,
-        },
         tasks,
-    })
+        target: Some(o.target),
+        target_kind,
+        focus: Some(o.focus),
+        generic_summary: o.generic_summary,
+        max_sentences: Some(o.max_sentences as usize),
+        max_chars: o.max_chars as usize,
+        ratio: o.ratio,
+    };
+    request::options(spec, &limits.request()).map_err(|e| at(field, e))
 }
 
 fn span(s: &khulasa_text::Span) -> proto::Span {
@@ -578,6 +484,7 @@ mod tests {
 
     use super::*;
     use crate::pipeline::analyze_input;
+    use khulasa_analysis::SummaryBudget;
 
     fn analyzer() -> Analyzer {
         let data =

@@ -26,6 +26,7 @@ use tracing::Instrument;
 
 use crate::pipeline::{ArticleInput, ErrorCode, PipelineError, RunOptions, analyze_input};
 use crate::proto;
+use crate::request::RequestLimits;
 use khulasa_batch::RequestScope;
 use metrics::Metrics;
 
@@ -67,15 +68,16 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
+        let r = RequestLimits::default();
         Self {
             max_message_bytes: 8 << 20,
             max_response_bytes: 64 << 20,
-            max_article_bytes: 2 << 20,
-            max_title_chars: 2000,
+            max_article_bytes: r.max_article_bytes,
+            max_title_chars: r.max_title_chars,
             max_batch_articles: 64,
-            max_inline_labels: khulasa_analysis::data::MAX_LABELS,
-            max_inline_label_set_bytes: 256 << 10,
-            max_target_chars: khulasa_analysis::MAX_TARGET_CHARS,
+            max_inline_labels: r.max_inline_labels,
+            max_inline_label_set_bytes: r.max_inline_label_set_bytes,
+            max_target_chars: r.max_target_chars,
             max_embed_texts: 256,
             // About 30 s of encoder time on 2 cores.
             max_embed_tokens: 128 << 10,
@@ -84,7 +86,21 @@ impl Default for Limits {
             // On 2 cores the pipeline reads ~50-100 KB of article text a
             // second, so a full queue is a few minutes of work at most.
             max_queued_bytes: 16 << 20,
-            max_summary_sentences: khulasa_analysis::summary::MAX_SUMMARY_SENTENCES,
+            max_summary_sentences: r.max_summary_sentences,
+        }
+    }
+}
+
+impl Limits {
+    /// The bounds on one article and its options.
+    pub fn request(&self) -> RequestLimits {
+        RequestLimits {
+            max_article_bytes: self.max_article_bytes,
+            max_title_chars: self.max_title_chars,
+            max_target_chars: self.max_target_chars,
+            max_summary_sentences: self.max_summary_sentences,
+            max_inline_labels: self.max_inline_labels,
+            max_inline_label_set_bytes: self.max_inline_label_set_bytes,
         }
     }
 }
