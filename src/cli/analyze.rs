@@ -8,6 +8,7 @@ use anyhow::Context;
 use khulasa::request::{self, RequestLimits};
 use khulasa::{archive, pipeline};
 use khulasa_analysis::TargetKind;
+use khulasa_batch::BatchingOptions;
 
 use super::{AnalysisArgs, SomeFailed};
 
@@ -140,7 +141,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     let engine = || -> anyhow::Result<archive::Engine> {
         Ok(if a.servers.is_empty() {
             let (analyzer, _) =
-                analysis.batched_analyzer(std::time::Duration::from_millis(4), Arc::new(()))?;
+                analysis.batched_analyzer(BatchingOptions::default().window, Arc::new(()))?;
             archive::Engine::Local {
                 analyzer: Arc::new(analyzer),
                 workers: a.workers.max(1),

@@ -8,6 +8,8 @@ use khulasa::model_dir;
 use khulasa::service::server::{self, TransportLimits};
 use khulasa::service::{Limits, metrics::Metrics};
 
+use khulasa_batch::BatchingOptions;
+
 use super::{AnalysisArgs, ModelArgs};
 
 /// What `serve` is given.
@@ -32,7 +34,7 @@ pub struct ServeArgs {
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Seconds in-flight work may run after SIGTERM/SIGINT.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = server::ServeConfig::default().grace.as_secs())]
     grace_period: u64,
     /// Articles (and Embed calls) queued or running before
     /// RESOURCE_EXHAUSTED.
@@ -44,7 +46,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = Limits::default().max_queued_bytes)]
     max_queue_bytes: usize,
     /// Most articles per AnalyzeBatch.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = Limits::default().max_batch_articles)]
     max_batch: usize,
     /// Largest article in bytes.
     #[arg(long, default_value_t = Limits::default().max_article_bytes)]
@@ -66,10 +68,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = TransportLimits::default().request_timeout.as_secs())]
     request_timeout: u64,
     /// Most articles of one stream in work at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = Limits::default().max_stream_in_flight)]
     max_stream_in_flight: usize,
     /// Milliseconds the batcher waits to gather concurrent requests.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = BatchingOptions::default().window.as_millis() as u64)]
     batch_window_ms: u64,
 }
 
