@@ -27,7 +27,6 @@ use tracing::Instrument;
 use crate::pipeline::{ArticleInput, ErrorCode, PipelineError, RunOptions, analyze_input};
 use crate::proto;
 use crate::request::RequestLimits;
-use khulasa_batch::RequestScope;
 use metrics::Metrics;
 
 /// Limits enforced on requests.
@@ -413,9 +412,11 @@ impl AnalyzerService {
         let span = tracing::info_span!("article", id = %input.id);
         let job = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let scope = RequestScope::enter();
             let analyzed = analyze_input(&engine, &input, &options, &stop)?;
-            let (queue_ms, inference_ms) = scope.timings();
+            let khulasa_embed::EncoderTime {
+                queue_ms,
+                inference_ms,
+            } = stop.encoder_time();
             let timings = proto::Timings {
                 clean_ms: analyzed.clean_ms,
                 queue_ms,

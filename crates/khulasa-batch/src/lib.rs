@@ -20,10 +20,11 @@
 //! goes on with the next. If the thread itself ever ends, [`BatchingEncoder::is_alive`]
 //! turns false so the server can report NOT_SERVING.
 //!
-//! What happens is told to a [`BatchObserver`] (the server's metrics; `()`
+//! The time each caller's texts queued and ran is added to its
+//! [`StopToken`] ([`StopToken::encoder_time`]). What happens overall is
+//! told to a [`BatchObserver`] (the server's metrics; `()`
 //! for none), so the crate needs no metrics library.
 
-use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,29 +84,6 @@ impl Default for BatchingOptions {
     }
 }
 
-thread_local! {
-    static QUEUE_MS: Cell<f64> = const { Cell::new(0.0) };
-    static INFERENCE_MS: Cell<f64> = const { Cell::new(0.0) };
-}
-
-/// Per-request timings for the work a blocking thread does on behalf of one
-/// request: the time its jobs spent queued and in inference.
-pub struct RequestScope;
-
-impl RequestScope {
-    /// Starts counting for a request on this thread.
-    pub fn enter() -> Self {
-        QUEUE_MS.with(|q| q.set(0.0));
-        INFERENCE_MS.with(|q| q.set(0.0));
-        Self
-    }
-
-    /// Milliseconds this request's jobs waited and ran.
-    pub fn timings(&self) -> (f64, f64) {
-        (QUEUE_MS.with(Cell::get), INFERENCE_MS.with(Cell::get))
-    }
-}
-
 /// What a job asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {
@@ -119,9 +97,8 @@ enum Output {
     States(TokenStates),
 }
 
-/// A job's answer: one output per text, and the milliseconds it queued and
-/// ran.
-type Answer = Result<(Vec<Output>, f64, f64), EncodeError>;
+/// A job's answer: one output per text, and how long it queued and ran.
+type Answer = Result<(Vec<Output>, Duration, Duration), EncodeError>;
 
 struct Job {
     texts: Vec<String>,
@@ -137,7 +114,7 @@ struct Running {
     outputs: Vec<Option<Output>>,
     left: usize,
     started: Option<Instant>,
-    inference_ms: f64,
+    inference: Duration,
     answered: bool,
 }
 
@@ -210,9 +187,8 @@ impl BatchingEncoder {
         };
         let gone = || EncodeError::Inference("the inference thread has stopped".into());
         self.jobs.send(job).map_err(|_| gone())?;
-        let (outputs, queue_ms, inference_ms) = answer.recv().map_err(|_| gone())??;
-        QUEUE_MS.with(|q| q.set(q.get() + queue_ms));
-        INFERENCE_MS.with(|q| q.set(q.get() + inference_ms));
+        let (outputs, queued, inference) = answer.recv().map_err(|_| gone())??;
+        stop.add_encoder_time(queued, inference);
         Ok(outputs)
     }
 }
@@ -280,7 +256,7 @@ fn run_jobs(
             left: job.texts.len(),
             job,
             started: None,
-            inference_ms: 0.0,
+            inference: Duration::ZERO,
             answered: false,
         })
         .collect();
@@ -356,10 +332,10 @@ fn run_jobs(
             tracing::error!(panic = %what, texts = texts.len(), "the encoder panicked; failing its callers");
             Err(EncodeError::Inference(format!("the encoder panicked: {what}")))
         });
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-        observer.ran(elapsed_ms / 1e3);
+        let elapsed = started.elapsed();
+        observer.ran(elapsed.as_secs_f64());
         for &j in &callers {
-            running[j].inference_ms += elapsed_ms;
+            running[j].inference += elapsed;
         }
         match result {
             Ok(outputs) => {
@@ -396,9 +372,9 @@ fn finish(r: &mut Running) {
         .iter_mut()
         .map(|o| o.take().expect("every text has run"))
         .collect();
-    let queue_ms = (r.started.unwrap_or(r.job.queued) - r.job.queued).as_secs_f64() * 1e3;
-    let inference_ms = r.inference_ms;
-    r.answer(Ok((outputs, queue_ms, inference_ms)));
+    let queued = r.started.unwrap_or(r.job.queued) - r.job.queued;
+    let inference = r.inference;
+    r.answer(Ok((outputs, queued, inference)));
 }
 
 impl TextEncoder for BatchingEncoder {
@@ -617,6 +593,25 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(900));
         let calls = inner.calls.load(Ordering::Relaxed);
         assert!(calls < 20, "{calls} calls ran after the cancel");
+    }
+
+    #[test]
+    fn each_caller_gets_back_the_encoder_time_spent_on_it() {
+        let inner = slow(Duration::from_millis(20));
+        let options = BatchingOptions {
+            chunk_tokens: 3,
+            ..Default::default()
+        };
+        let b = BatchingEncoder::start(inner, options, Arc::new(()));
+        let stop = StopToken::new(None);
+        b.embed_until(&["a", "b", "c"], InputKind::Passage, &stop)
+            .unwrap();
+        // Three chunks of one text, 20 ms each.
+        let spent = stop.encoder_time();
+        assert!(spent.inference_ms >= 60.0, "{spent:?}");
+        assert!(spent.queue_ms < spent.inference_ms, "{spent:?}");
+        // Another caller's token is untouched.
+        assert_eq!(StopToken::new(None).encoder_time().inference_ms, 0.0);
     }
 
     #[test]

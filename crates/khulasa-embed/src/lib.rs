@@ -14,7 +14,7 @@ use serde::Serialize;
 pub mod stop;
 pub mod testing;
 
-pub use crate::stop::{StopReason, StopToken};
+pub use crate::stop::{EncoderTime, StopReason, StopToken};
 
 /// How a text is going to be used, which selects the model's input prompt
 /// (for e5 models `"query: "` or `"passage: "`, read from the model folder's

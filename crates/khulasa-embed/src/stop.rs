@@ -1,11 +1,30 @@
 //! When a caller's work should stop: a cancellation flag and a deadline,
 //! passed down as a value and checked between units of work, so a request
 //! whose client has gone or whose deadline has passed stops using the cores
-//! within one unit (a forward pass, a pipeline stage).
+//! within one unit (a forward pass, a pipeline stage). The same handle
+//! carries back what the caller's work cost in the encoder
+//! ([`EncoderTime`]), so nothing about a request travels out of band.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Time a caller's texts spent waiting for the encoder and in it, as a
+/// shared encoder (the batching one) reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EncoderTime {
+    /// Milliseconds queued before the first of its texts ran.
+    pub queue_ms: f64,
+    /// Milliseconds of forward passes its texts were in.
+    pub inference_ms: f64,
+}
+
+/// [`EncoderTime`] as it accumulates, in microseconds.
+#[derive(Debug, Default)]
+struct Spent {
+    queue_us: AtomicU64,
+    inference_us: AtomicU64,
+}
 
 /// Why work stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +79,8 @@ impl Part {
 pub struct StopToken {
     /// Empty: never stops.
     parts: Arc<[Part]>,
+    /// Shared by clones: what the work cost in the encoder.
+    spent: Arc<Spent>,
 }
 
 impl StopToken {
@@ -82,6 +103,7 @@ impl StopToken {
                 flag: Some(flag),
                 deadline,
             }]),
+            spent: Arc::default(),
         }
     }
 
@@ -97,6 +119,7 @@ impl StopToken {
         }
         Self {
             parts: parts.into(),
+            spent: Arc::default(),
         }
     }
 
@@ -145,6 +168,25 @@ impl StopToken {
             None => Ok(()),
         }
     }
+
+    /// Adds encoder time spent on this caller's behalf (seen by every
+    /// clone of this token; a token made by [`StopToken::all`] has its own).
+    pub fn add_encoder_time(&self, queued: Duration, inference: Duration) {
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.spent.queue_us.fetch_add(us(queued), Ordering::Relaxed);
+        self.spent
+            .inference_us
+            .fetch_add(us(inference), Ordering::Relaxed);
+    }
+
+    /// The encoder time added so far.
+    pub fn encoder_time(&self) -> EncoderTime {
+        let ms = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e3;
+        EncoderTime {
+            queue_ms: ms(&self.spent.queue_us),
+            inference_ms: ms(&self.spent.inference_us),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -183,6 +225,22 @@ mod tests {
         b.cancel();
         assert_eq!(both.reason(), Some(StopReason::Cancelled));
         assert_eq!(StopToken::all([&a, &StopToken::never()]).reason(), None);
+    }
+
+    #[test]
+    fn encoder_time_is_shared_by_clones_of_one_token() {
+        let t = StopToken::new(None);
+        t.clone()
+            .add_encoder_time(Duration::from_millis(2), Duration::from_millis(5));
+        t.add_encoder_time(Duration::ZERO, Duration::from_micros(1500));
+        assert_eq!(
+            t.encoder_time(),
+            EncoderTime {
+                queue_ms: 2.0,
+                inference_ms: 6.5
+            }
+        );
+        assert_eq!(StopToken::new(None).encoder_time(), EncoderTime::default());
     }
 
     #[test]
