@@ -7,9 +7,9 @@
 //! refusal without a clear status, a crash, or RSS over 1 GiB.
 //!
 //! `cargo bench --bench hostile [-- REQUESTS]` (default 2,000). The fast
-//! part, one test per bound, is `tests/service/hostile.rs` in `cargo test`.
+//! part, one test per bound, is `tests/it/service/hostile.rs` in `cargo test`.
 
-#[path = "../tests/common/raw.rs"]
+#[path = "../tests/it/common/raw.rs"]
 mod raw;
 
 use std::collections::BTreeMap;

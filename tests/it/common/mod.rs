@@ -6,7 +6,7 @@ pub mod raw;
 pub mod server;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use khulasa_candle::{CandleEncoder, LoadOptions};
 
@@ -27,8 +27,19 @@ pub fn load_encoder(options: &LoadOptions) -> CandleEncoder {
     CandleEncoder::load(&model_dir(), options).expect("the default model loads")
 }
 
-/// The default model with default options, loaded once per test binary.
+/// The default model with default options, loaded once for the whole test
+/// binary and shared by every test that does not need options of its own.
+fn shared() -> &'static Arc<CandleEncoder> {
+    static ENCODER: OnceLock<Arc<CandleEncoder>> = OnceLock::new();
+    ENCODER.get_or_init(|| Arc::new(load_encoder(&LoadOptions::default())))
+}
+
+/// The shared default model, to hand to an `Analyzer` or a batcher.
+pub fn shared_encoder() -> Arc<CandleEncoder> {
+    shared().clone()
+}
+
+/// The shared default model, borrowed.
 pub fn encoder() -> &'static CandleEncoder {
-    static ENCODER: OnceLock<CandleEncoder> = OnceLock::new();
-    ENCODER.get_or_init(|| load_encoder(&LoadOptions::default()))
+    shared()
 }

@@ -2,11 +2,11 @@
 //! dev-set quality floors (so a change that breaks quality fails here) and
 //! the JSON contract of `khulasa analyze`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use khulasa::eval::{evaluate, read_devset};
 use khulasa::pipeline::{ArticleInput, RunOptions, run};
@@ -22,7 +22,7 @@ fn analyzer() -> &'static Analyzer {
     static A: OnceLock<Analyzer> = OnceLock::new();
     A.get_or_init(|| {
         let data = AnalysisData::load(&root().join("models"), &[]).expect("shipped data loads");
-        let encoder = Arc::new(common::load_encoder(&Default::default()));
+        let encoder = common::shared_encoder();
         Analyzer::new(encoder, data, AnalyzerOptions::default()).unwrap()
     })
 }
@@ -90,7 +90,7 @@ fn pooled_sentence_vectors_keep_their_quality() {
     let devset = read_devset(&root().join("tests/fixtures/devset/devset.jsonl")).unwrap();
     let data = AnalysisData::load(&root().join("models"), &[]).expect("shipped data loads");
     let pooled = Analyzer::new(
-        Arc::new(common::load_encoder(&Default::default())),
+        common::shared_encoder(),
         data,
         AnalyzerOptions {
             sentence_vectors: SentenceVectors::Pooled,

@@ -2,7 +2,7 @@
 //! on the default model's `tokenizer.json`: the same ids and the same byte
 //! offsets for every text, from our fixtures to deliberately awkward Unicode.
 
-mod common;
+use crate::common;
 
 use khulasa_tokenize::{Backend, Tokenizer};
 

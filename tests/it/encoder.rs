@@ -3,7 +3,7 @@
 //! made by scripts/reference/run.sh) and for batching and windowing
 //! invariances.
 
-mod common;
+use crate::common;
 
 use common::{encoder, load_encoder};
 use khulasa_candle::{LoadOptions, MatmulWeights};

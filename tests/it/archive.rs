@@ -3,7 +3,7 @@
 //! unreadable lines, CSV and the errors file; and the remote engine over
 //! two servers, one of them flooded, plus one that is not there.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;

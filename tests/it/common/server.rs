@@ -19,12 +19,12 @@ pub fn analyzer() -> Arc<Analyzer> {
         .clone()
 }
 
-/// A fresh analyzer on its own copy of the real model and its own batcher,
+/// A fresh analyzer with its own batcher (over the shared model's weights),
 /// for tests that watch the batcher's `metrics` undisturbed by other tests.
 pub fn own_analyzer(metrics: Arc<Metrics>) -> Analyzer {
     let data =
         AnalysisData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models"), &[]).unwrap();
-    let encoder = Arc::new(super::load_encoder(&Default::default()));
+    let encoder = super::shared_encoder();
     let batching = BatchingEncoder::start(encoder, BatchingOptions::default(), metrics);
     Analyzer::new(Arc::new(batching), data, AnalyzerOptions::default()).unwrap()
 }

@@ -2,8 +2,7 @@
 //! 127.0.0.1:0, real tonic clients, assertions on what a client sees
 //! (codes, BadRequest field violations, health, reflection, auth).
 
-mod common;
-#[path = "service/hostile.rs"]
+use crate::common;
 mod hostile;
 
 use std::path::Path;
