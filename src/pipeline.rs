@@ -5,7 +5,7 @@ use std::path::Path;
 
 use khulasa_analysis::{
     Analysis, AnalysisError, AnalysisRequest, Analyzer, FocusChoice, LabelScore, LabelSet,
-    LabelSetChoice, StanceResult, SummaryBudget, SummaryResult, TargetKind, Tasks,
+    LabelSetChoice, StanceResult, SummaryResult, TargetKind,
 };
 use khulasa_embed::{EncodeError, StopReason, StopToken};
 use khulasa_text::{CleanOptions, Page};
@@ -38,21 +38,27 @@ pub struct ArticleInput {
     pub label_set: Option<String>,
 }
 
-/// Options that apply to every article unless the article overrides them.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Label set: a loaded name, or an inline set.
-    pub label_set: LabelSetChoice,
-    /// Default stance target (`None`: the data's default target).
-    pub target: Option<String>,
-    /// What the target is (an article may say otherwise).
-    pub target_kind: TargetKind,
-    /// Summary focus.
-    pub focus: FocusChoice,
-    /// Summary budget.
-    pub budget: SummaryBudget,
-    /// Which analyses run.
-    pub tasks: Tasks,
+impl ArticleInput {
+    /// The analysis this article asks for: `defaults` (the run's or the
+    /// call's options) with this article's own `label_set`, `target`,
+    /// `target_kind` and `focus` in their place. The one place per-article
+    /// overrides are applied, in process and before a `--server` call alike.
+    pub fn request(&self, defaults: &AnalysisRequest) -> AnalysisRequest {
+        AnalysisRequest {
+            tasks: defaults.tasks,
+            label_set: match &self.label_set {
+                Some(name) => LabelSetChoice::Named(name.clone()),
+                None => defaults.label_set.clone(),
+            },
+            target: self.target.clone().or_else(|| defaults.target.clone()),
+            target_kind: self.target_kind.unwrap_or(defaults.target_kind),
+            focus: match &self.focus {
+                Some(f) => FocusChoice::Text(f.clone()),
+                None => defaults.focus.clone(),
+            },
+            budget: defaults.budget.clone(),
+        }
+    }
 }
 
 /// The main story in the output.
@@ -208,7 +214,7 @@ impl ArticleOutput {
 /// Runs the pipeline on one input, in process (the input checked against
 /// the default [`crate::request::RequestLimits`]); failures become an
 /// error output.
-pub fn run(analyzer: &Analyzer, input: &ArticleInput, options: &RunOptions) -> ArticleOutput {
+pub fn run(analyzer: &Analyzer, input: &ArticleInput, options: &AnalysisRequest) -> ArticleOutput {
     let checked = crate::request::check_article(input, &Default::default())
         .map_err(|e| PipelineError::Invalid(e.to_string()));
     match checked.and_then(|()| try_run(analyzer, input, options)) {
@@ -288,7 +294,7 @@ pub struct Analyzed {
 pub fn try_run(
     analyzer: &Analyzer,
     input: &ArticleInput,
-    options: &RunOptions,
+    options: &AnalysisRequest,
 ) -> Result<ArticleOutput, PipelineError> {
     analyze_input(analyzer, input, options, &StopToken::never()).map(ArticleOutput::from)
 }
@@ -298,7 +304,7 @@ pub fn try_run(
 pub fn analyze_input(
     analyzer: &Analyzer,
     input: &ArticleInput,
-    options: &RunOptions,
+    options: &AnalysisRequest,
     stop: &StopToken,
 ) -> Result<Analyzed, PipelineError> {
     stop.check()?;
@@ -329,20 +335,7 @@ pub fn analyze_input(
     analyzer.fit_token_budget(&mut article);
     let clean_ms = started.elapsed().as_secs_f64() * 1e3;
     stop.check()?;
-    let request = AnalysisRequest {
-        tasks: options.tasks,
-        label_set: match &input.label_set {
-            Some(name) => LabelSetChoice::Named(name.clone()),
-            None => options.label_set.clone(),
-        },
-        target: input.target.clone().or_else(|| options.target.clone()),
-        target_kind: input.target_kind.unwrap_or(options.target_kind),
-        focus: match &input.focus {
-            Some(f) => FocusChoice::Text(f.clone()),
-            None => options.focus.clone(),
-        },
-        budget: options.budget.clone(),
-    };
+    let request = input.request(options);
     let analysis_started = std::time::Instant::now();
     let offsets_in = article.extracted_text.as_deref().unwrap_or(source);
     let analysis = analyzer.analyze_until(&article, offsets_in, &request, stop)?;

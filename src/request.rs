@@ -2,13 +2,15 @@
 //! service, `khulasa analyze` in process (flags and JSONL lines), and the
 //! doors to come. A door turns what it received into an [`ArticleInput`]
 //! and an [`OptionsSpec`], and these functions check them and build the
-//! pipeline's [`RunOptions`]; a problem is a [`FieldError`] naming the
+//! pipeline's [`AnalysisRequest`]; a problem is a [`FieldError`] naming the
 //! field by its protobuf name (`text`, `ratio`, `inline_label_set.labels`),
 //! which each door words its own way (`articles[3].text`, `--ratio`).
 
-use khulasa_analysis::{FocusChoice, LabelSetChoice, SummaryBudget, TargetKind, Tasks};
+use khulasa_analysis::{
+    AnalysisRequest, FocusChoice, LabelSetChoice, SummaryBudget, TargetKind, Tasks,
+};
 
-use crate::pipeline::{ArticleInput, RunOptions};
+use crate::pipeline::ArticleInput;
 
 /// Sentences in a summary when a request does not say.
 pub const DEFAULT_SUMMARY_SENTENCES: usize = 3;
@@ -151,7 +153,7 @@ pub struct OptionsSpec {
 }
 
 /// Checks options and builds the pipeline's.
-pub fn options(spec: OptionsSpec, limits: &RequestLimits) -> Result<RunOptions, FieldError> {
+pub fn options(spec: OptionsSpec, limits: &RequestLimits) -> Result<AnalysisRequest, FieldError> {
     let target = spec.target.filter(|t| !t.trim().is_empty());
     let focus = spec.focus.filter(|f| !f.trim().is_empty());
     check_free_text("target", target.as_deref(), limits)?;
@@ -210,7 +212,7 @@ pub fn options(spec: OptionsSpec, limits: &RequestLimits) -> Result<RunOptions, 
             "a claim target needs the claim's text",
         ));
     }
-    Ok(RunOptions {
+    Ok(AnalysisRequest {
         label_set: spec.label_set,
         target,
         target_kind: spec.target_kind,

@@ -20,10 +20,10 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use khulasa_analysis::Analyzer;
+use khulasa_analysis::{AnalysisRequest, Analyzer};
 
 use crate::inputs;
-use crate::pipeline::{self, ArticleInput, ArticleOutput, RunOptions};
+use crate::pipeline::{self, ArticleInput, ArticleOutput};
 use sink::{Durability, ErrorLog, Format, Sink};
 
 /// Where the analysis runs.
@@ -60,7 +60,7 @@ pub struct ArchiveOptions {
     /// How often records are forced to the disk.
     pub durability: Durability,
     /// Options for every article.
-    pub run: RunOptions,
+    pub run: AnalysisRequest,
 }
 
 /// What a run did.
@@ -297,7 +297,7 @@ fn read_inputs(
 fn analyze_guarded(
     analyzer: &Analyzer,
     input: &ArticleInput,
-    options: &RunOptions,
+    options: &AnalysisRequest,
 ) -> ArticleOutput {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         pipeline::run(analyzer, input, options)
@@ -313,7 +313,7 @@ fn analyze_guarded(
 
 fn start_engine(
     engine: Engine,
-    options: RunOptions,
+    options: AnalysisRequest,
     work: Receiver<ArticleInput>,
     records: SyncSender<Record>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {

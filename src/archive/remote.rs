@@ -20,11 +20,12 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use khulasa_analysis::AnalysisRequest;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
-use crate::pipeline::{ArticleInput, ArticleOutput, ErrorCode, RunOptions};
+use crate::pipeline::{ArticleInput, ArticleOutput, ErrorCode};
 use crate::proto;
 use crate::proto::analyzer_client::AnalyzerClient;
 use crate::service::convert;
@@ -87,7 +88,7 @@ struct Shared {
     retry: Mutex<VecDeque<Task>>,
     pending: AtomicUsize,
     out: mpsc::UnboundedSender<ArticleOutput>,
-    options: RunOptions,
+    options: AnalysisRequest,
     max_attempts: u32,
     last_error: Mutex<String>,
 }
@@ -162,7 +163,7 @@ impl Shared {
 /// `emit` as it arrives (stopping early if `emit` returns false).
 pub fn run(
     remote: RemoteOptions,
-    options: RunOptions,
+    options: AnalysisRequest,
     work: Receiver<ArticleInput>,
     mut emit: impl FnMut(ArticleOutput) -> bool,
 ) -> anyhow::Result<()> {
@@ -377,7 +378,7 @@ async fn session(
                 Some(t) => {
                     let request = proto::AnalyzeStreamRequest {
                         article: Some(convert::article_to_proto(&t.input)),
-                        options: Some(convert::request_options(&shared.options, &t.input)),
+                        options: Some(convert::proto_options(&t.input.request(&shared.options))),
                     };
                     if requests.send(request).await.is_err() {
                         shared.retry(t, "the stream closed");

@@ -9,11 +9,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
-use khulasa_analysis::{Analyzer, FocusChoice, SummaryStatus};
+use khulasa_analysis::{AnalysisRequest, Analyzer, FocusChoice, SummaryStatus};
 use khulasa_text::normalize::normalize_for_matching;
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{ArticleInput, RunOptions, try_run};
+use crate::pipeline::{ArticleInput, try_run};
 
 /// One dev-set article with its gold answers.
 #[derive(Debug, Clone, Deserialize)]
@@ -97,7 +97,7 @@ pub fn evaluate(analyzer: &Analyzer, devset: &[DevArticle]) -> anyhow::Result<Re
             target: a.target.clone(),
             ..ArticleInput::default()
         };
-        let out = try_run(analyzer, &input, &RunOptions::default())
+        let out = try_run(analyzer, &input, &AnalysisRequest::default())
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", a.id))?;
         // Topics.
         let topics = out.topics.unwrap_or_default();
@@ -154,9 +154,9 @@ pub fn evaluate(analyzer: &Analyzer, devset: &[DevArticle]) -> anyhow::Result<Re
             let generic = try_run(
                 analyzer,
                 &input,
-                &RunOptions {
+                &AnalysisRequest {
                     focus: FocusChoice::Generic,
-                    ..RunOptions::default()
+                    ..AnalysisRequest::default()
                 },
             )
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", a.id))?;

@@ -1,6 +1,7 @@
 //! `khulasa eval --suite DIR`: scores labelled JSONL sets of real data, in
-//! the shapes of `../shared/devdata`, with the trivial baselines computed on
-//! the same items beside every figure.
+//! the shapes of the development data kept beside a checkout (`devdata`),
+//! with the trivial baselines computed on the same items beside every
+//! figure.
 //!
 //! A set is one `.jsonl` file, one item per line with `id`, `text` and
 //! `label`; its other fields say what it tests:
@@ -24,12 +25,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use khulasa_analysis::{
-    Analyzer, FocusChoice, LabelSet, LabelSetChoice, StanceLabel, TargetKind, Tasks, fit_logistic,
+    AnalysisRequest, Analyzer, FocusChoice, LabelSet, LabelSetChoice, StanceLabel, TargetKind,
+    Tasks, fit_logistic,
 };
 use khulasa_embed::{InputKind, cosine};
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{ArticleInput, RunOptions, analyze_input};
+use crate::pipeline::{ArticleInput, analyze_input};
 
 /// What a set tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -316,9 +318,9 @@ pub fn evaluate_set(
         }
         SetKind::Summaries => summary_rows(analyzer, set)?,
         kind => {
-            let options = RunOptions {
+            let options = AnalysisRequest {
                 tasks: only((false, true, false)),
-                ..RunOptions::default()
+                ..AnalysisRequest::default()
             };
             let mut pairs = Vec::with_capacity(set.items.len());
             for item in &set.items {
@@ -380,10 +382,10 @@ fn topic_rows(
     shots: &[Shots],
     draws: usize,
 ) -> anyhow::Result<Vec<Row>> {
-    let options = RunOptions {
+    let options = AnalysisRequest {
         tasks: only((true, false, false)),
         label_set: LabelSetChoice::Inline(labels.clone()),
-        ..RunOptions::default()
+        ..AnalysisRequest::default()
     };
     // Ours, through the whole pipeline; for single-label sets also each
     // article's topic view, which k-shot heads are trained and tested on.
@@ -597,14 +599,14 @@ fn summary_rows(analyzer: &Analyzer, set: &LabelledSet) -> anyhow::Result<Vec<Ro
     let (mut ours, mut lead) = ((0.0, 0.0), (0.0, 0.0));
     for item in &set.items {
         let reference = item.summary.clone().unwrap_or_default();
-        let options = RunOptions {
+        let options = AnalysisRequest {
             tasks: only((false, false, true)),
             focus: FocusChoice::Generic,
             budget: khulasa_analysis::SummaryBudget {
                 max_sentences: reference.len().max(1),
                 ..Default::default()
             },
-            ..RunOptions::default()
+            ..AnalysisRequest::default()
         };
         let out = analyze_input(analyzer, &input(item), &options, &Default::default())
             .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;

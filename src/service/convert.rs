@@ -2,12 +2,13 @@
 //! on the way in (each problem names the field it is about).
 
 use khulasa_analysis::{
-    Evidence, FocusChoice, LabelScore, LabelSetChoice, StanceLabel, StanceProbabilities,
-    StanceResult, SummaryResult, SummarySentence, SummaryStatus, TargetKind, Tasks,
+    AnalysisRequest, Evidence, FocusChoice, LabelScore, LabelSetChoice, StanceLabel,
+    StanceProbabilities, StanceResult, SummaryResult, SummarySentence, SummaryStatus, TargetKind,
+    Tasks,
 };
 
 use super::{Limits, ServiceError};
-use crate::pipeline::{Analyzed, ArticleInput, ArticleOutput, ErrorCode, MainStoryOut, RunOptions};
+use crate::pipeline::{Analyzed, ArticleInput, ArticleOutput, ErrorCode, MainStoryOut};
 use crate::proto;
 use crate::request;
 
@@ -57,7 +58,7 @@ pub(crate) fn options(
     field: &str,
     limits: &Limits,
     labels: &[String],
-) -> Result<RunOptions, ServiceError> {
+) -> Result<AnalysisRequest, ServiceError> {
     let o = o.unwrap_or_default();
     let mut tasks = Tasks {
         topics: false,
@@ -267,7 +268,7 @@ pub(crate) fn response(
 // ---- The other way: what a client of khulasa sends and reads back. ----
 
 /// A pipeline input as a proto article (per-article target, focus and label
-/// set travel in the options, see [`request_options`]).
+/// set travel in the options, see [`proto_options`]).
 pub fn article_to_proto(a: &ArticleInput) -> proto::Article {
     proto::Article {
         id: a.id.clone(),
@@ -284,26 +285,22 @@ pub fn article_to_proto(a: &ArticleInput) -> proto::Article {
     }
 }
 
-/// Run options, with one article's overrides applied, as proto options.
-pub fn request_options(o: &RunOptions, a: &ArticleInput) -> proto::AnalyzeOptions {
-    let mut tasks = Vec::new();
-    for (on, task) in [
-        (o.tasks.topics, proto::Task::Topics),
-        (o.tasks.stance, proto::Task::Stance),
-        (o.tasks.summary, proto::Task::Summary),
-    ] {
-        if on {
-            tasks.push(task as i32);
-        }
-    }
-    let labels = match (&a.label_set, &o.label_set) {
-        (Some(name), _) => Some(proto::analyze_options::Labels::LabelSetName(name.clone())),
-        (None, LabelSetChoice::Default) => None,
-        (None, LabelSetChoice::Named(n)) => {
-            Some(proto::analyze_options::Labels::LabelSetName(n.clone()))
-        }
-        (None, LabelSetChoice::Inline(set)) => Some(
-            proto::analyze_options::Labels::InlineLabelSet(proto::LabelSet {
+/// An analysis request (one article's, overrides applied by
+/// [`ArticleInput::request`]) as proto options.
+pub fn proto_options(r: &AnalysisRequest) -> proto::AnalyzeOptions {
+    let tasks = [
+        (r.tasks.topics, proto::Task::Topics),
+        (r.tasks.stance, proto::Task::Stance),
+        (r.tasks.summary, proto::Task::Summary),
+    ]
+    .into_iter()
+    .filter_map(|(on, task)| on.then_some(task as i32))
+    .collect();
+    let labels = match &r.label_set {
+        LabelSetChoice::Default => None,
+        LabelSetChoice::Named(n) => Some(proto::analyze_options::Labels::LabelSetName(n.clone())),
+        LabelSetChoice::Inline(set) => Some(proto::analyze_options::Labels::InlineLabelSet(
+            proto::LabelSet {
                 name: set.name.clone(),
                 multi_label: set.multi_label,
                 labels: set
@@ -315,29 +312,24 @@ pub fn request_options(o: &RunOptions, a: &ArticleInput) -> proto::AnalyzeOption
                         examples: l.examples.clone(),
                     })
                     .collect(),
-            }),
-        ),
+            },
+        )),
     };
-    let (focus, generic_summary) = match (&a.focus, &o.focus) {
-        (Some(f), _) => (f.clone(), false),
-        (None, FocusChoice::Default) => (String::new(), false),
-        (None, FocusChoice::Generic) => (String::new(), true),
-        (None, FocusChoice::Text(f)) => (f.clone(), false),
+    let (focus, generic_summary) = match &r.focus {
+        FocusChoice::Default => (String::new(), false),
+        FocusChoice::Generic => (String::new(), true),
+        FocusChoice::Text(f) => (f.clone(), false),
     };
     proto::AnalyzeOptions {
         tasks,
         labels,
-        target: a
-            .target
-            .clone()
-            .or_else(|| o.target.clone())
-            .unwrap_or_default(),
+        target: r.target.clone().unwrap_or_default(),
         focus,
         generic_summary,
-        max_sentences: o.budget.max_sentences as u32,
-        max_chars: o.budget.max_chars as u32,
-        ratio: o.budget.ratio,
-        target_kind: match a.target_kind.unwrap_or(o.target_kind) {
+        max_sentences: r.budget.max_sentences as u32,
+        max_chars: r.budget.max_chars as u32,
+        ratio: r.budget.ratio,
+        target_kind: match r.target_kind {
             TargetKind::Topic => proto::TargetKind::Unspecified,
             TargetKind::Claim => proto::TargetKind::Claim,
         } as i32,
@@ -514,7 +506,7 @@ mod tests {
             ..Default::default()
         };
         for focus in [FocusChoice::Default, FocusChoice::Generic] {
-            let options = RunOptions {
+            let options = AnalysisRequest {
                 focus,
                 ..Default::default()
             };
@@ -534,8 +526,8 @@ mod tests {
     }
 
     #[test]
-    fn request_options_carry_article_overrides_and_the_budget() {
-        let run = RunOptions {
+    fn proto_options_carry_article_overrides_and_the_budget() {
+        let run = AnalysisRequest {
             focus: FocusChoice::Generic,
             target: Some("default target".into()),
             budget: SummaryBudget {
@@ -545,7 +537,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let plain = request_options(&run, &ArticleInput::default());
+        let plain = proto_options(&ArticleInput::default().request(&run));
         assert!(plain.generic_summary);
         assert_eq!(plain.target, "default target");
         assert_eq!((plain.max_sentences, plain.max_chars), (2, 300));
@@ -556,7 +548,7 @@ mod tests {
             label_set: Some("iptc-media-topics".into()),
             ..Default::default()
         };
-        let o = request_options(&run, &article);
+        let o = proto_options(&article.request(&run));
         assert_eq!((o.target.as_str(), o.focus.as_str()), ("mine", "oil"));
         assert!(!o.generic_summary);
         assert_eq!(

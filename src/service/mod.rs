@@ -16,6 +16,7 @@ pub mod wire;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use khulasa_analysis::AnalysisRequest;
 use khulasa_embed::{EncodeError, InputKind, StopReason, StopToken};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -24,7 +25,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::Instrument;
 
-use crate::pipeline::{ArticleInput, ErrorCode, PipelineError, RunOptions, analyze_input};
+use crate::pipeline::{ArticleInput, ErrorCode, PipelineError, analyze_input};
 use crate::proto;
 use crate::request::RequestLimits;
 use metrics::Metrics;
@@ -106,8 +107,8 @@ impl Limits {
 
 /// What requests cost in admission: bytes of the text the pipeline reads.
 pub mod cost {
-    use crate::pipeline::{ArticleInput, RunOptions};
-    use khulasa_analysis::LabelSetChoice;
+    use crate::pipeline::ArticleInput;
+    use khulasa_analysis::{AnalysisRequest, LabelSetChoice};
 
     /// An article costs at least this much: even a tiny one takes a
     /// cleaning pass, a handful of encoder calls and a blocking thread.
@@ -127,7 +128,7 @@ pub mod cost {
 
     /// Bytes of the options' free text: target, focus and an inline label
     /// set's descriptions and examples (embedded when first seen).
-    pub fn options(o: &RunOptions) -> usize {
+    pub fn options(o: &AnalysisRequest) -> usize {
         let labels = match &o.label_set {
             LabelSetChoice::Inline(set) => set
                 .labels
@@ -140,7 +141,7 @@ pub mod cost {
         labels + o.target.as_ref().map_or(0, String::len) + focus_len(o)
     }
 
-    fn focus_len(o: &RunOptions) -> usize {
+    fn focus_len(o: &AnalysisRequest) -> usize {
         match &o.focus {
             khulasa_analysis::FocusChoice::Text(t) => t.len(),
             _ => 0,
@@ -400,7 +401,7 @@ impl AnalyzerService {
         state: Arc<State>,
         engine: Arc<khulasa_analysis::Analyzer>,
         input: ArticleInput,
-        options: RunOptions,
+        options: AnalysisRequest,
         deadline: Option<Instant>,
         admitted: Admitted,
     ) -> Result<proto::AnalyzeResponse, ServiceError> {
@@ -869,7 +870,7 @@ async fn stream_items(
 ) {
     let in_flight = Arc::new(Semaphore::new(state.limits.max_stream_in_flight));
     let labels = AnalyzerService::label_names(&engine);
-    let mut options = RunOptions::default();
+    let mut options = AnalysisRequest::default();
     let mut tasks: JoinSet<()> = JoinSet::new();
     let expired = async {
         match deadline {

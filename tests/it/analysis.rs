@@ -9,9 +9,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use khulasa::eval::{evaluate, read_devset};
-use khulasa::pipeline::{ArticleInput, RunOptions, run};
+use khulasa::pipeline::{ArticleInput, run};
 use khulasa_analysis::{
-    AnalysisData, Analyzer, AnalyzerOptions, SentenceVectors, StanceLabel, SummaryStatus,
+    AnalysisData, AnalysisRequest, Analyzer, AnalyzerOptions, SentenceVectors, StanceLabel,
+    SummaryStatus,
 };
 
 fn root() -> &'static Path {
@@ -139,7 +140,7 @@ fn a_noisy_page_is_analysed_from_its_main_story_only() {
         text: Some(PAGE.into()),
         ..ArticleInput::default()
     };
-    let out = run(analyzer(), &input, &RunOptions::default());
+    let out = run(analyzer(), &input, &AnalysisRequest::default());
     assert!(out.error.is_none(), "{:?}", out.error);
     assert_eq!(out.language.as_deref(), Some("ar"));
     let story = out.main_story.unwrap();
