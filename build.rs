@@ -1,9 +1,10 @@
 //! Compiles `proto/khulasa/v1/*.proto` with the pure-Rust protox compiler
-//! (no system `protoc` needed) and generates tonic/prost code, plus the
-//! encoded descriptor set that server reflection serves; and lists the
-//! analysis data under `models/` (labels, stance, events, focus, fitted)
-//! for `include_str!`, so the binary carries its data and runs from any
-//! folder (`src/bundled.rs`).
+//! (no system `protoc` needed) and generates tonic/prost code, the encoded
+//! descriptor set that server reflection serves, and the messages'
+//! canonical JSON mapping (pbjson): the one wire contract of gRPC and JSONL
+//! alike. It also lists the analysis data under `models/` (labels, stance,
+//! events, focus, fitted) for `include_str!`, so the binary carries its
+//! data and runs from any folder (`src/model_dir.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(&protos, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("khulasa_descriptor.bin"), fds.encode_to_vec())?;
+    let descriptors = fds.encode_to_vec();
+    std::fs::write(out.join("khulasa_descriptor.bin"), &descriptors)?;
+    // The messages' canonical JSON mapping (serde), which is also the JSONL
+    // record of `khulasa analyze`: the proto field names, every field
+    // written (a reader sees `truncated: false`, not a missing key).
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors)?
+        .preserve_proto_field_names()
+        .emit_fields()
+        .build(&[".khulasa.v1"])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

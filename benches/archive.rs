@@ -110,16 +110,13 @@ fn run(label: &str, input: &Path, engine: Engine) {
 fn fsync(n: usize) {
     use khulasa::archive::sink::{Durability, Sink};
     // A typical record: a real article's size of summary and sentences.
-    let mut record = khulasa::pipeline::ArticleOutput::failed(
-        String::new(),
-        khulasa::pipeline::ErrorCode::Internal,
-        String::new(),
-    );
-    record.error = None;
-    record.language = Some("ar".into());
-    record.main_story = Some(khulasa::pipeline::MainStoryOut {
-        title: Some("عنوان".into()),
-        text: "وأكد الوزير أن التعاون الأمني مستمر بين البلدين. ".repeat(60),
+    let mut record = khulasa::record::ok(khulasa::proto::AnalyzeResponse {
+        language: "ar".into(),
+        main_story: Some(khulasa::proto::MainStory {
+            title: "عنوان".into(),
+            text: "وأكد الوزير أن التعاون الأمني مستمر بين البلدين. ".repeat(60),
+        }),
+        ..Default::default()
     });
     let dir = tempfile::tempdir().unwrap();
     for (label, durability) in [

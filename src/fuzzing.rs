@@ -26,7 +26,7 @@ pub fn analyze_bytes(
     let input = convert::article(request.article, "article", limits)?;
     let options = convert::options(request.options, "options", limits, &labels)?;
     let analyzed = analyze_input(analyzer, &input, &options, &StopToken::never())?;
-    let response = convert::response(
+    let response = crate::record::analyzed(
         analyzed,
         &analyzer.encoder().info().id,
         proto::Timings::default(),

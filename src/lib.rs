@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod inputs;
 pub mod model_dir;
 pub mod pipeline;
+pub mod record;
 pub mod request;
 pub mod service;
 pub mod telemetry;
@@ -21,6 +22,8 @@ pub mod telemetry;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod proto {
     tonic::include_proto!("khulasa.v1");
+    // The canonical JSON mapping of every message (`build.rs`, pbjson).
+    include!(concat!(env!("OUT_DIR"), "/khulasa.v1.serde.rs"));
 
     /// The encoded descriptor set of every khulasa proto, for reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

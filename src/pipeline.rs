@@ -1,15 +1,19 @@
-//! The whole per-article pipeline (clean → embed → analyse) and its JSON
-//! contract, shared by `khulasa analyze`, `khulasa eval` and the service.
+//! The whole per-article pipeline (clean → embed → analyse), shared by
+//! `khulasa analyze`, `khulasa eval` and the service; what it answers goes
+//! out as [`crate::record`].
 
 use std::path::Path;
 
 use khulasa_analysis::{
-    Analysis, AnalysisError, AnalysisRequest, Analyzer, FocusChoice, LabelScore, LabelSet,
-    LabelSetChoice, StanceResult, SummaryResult, TargetKind,
+    Analysis, AnalysisError, AnalysisRequest, Analyzer, FocusChoice, LabelSet, LabelSetChoice,
+    TargetKind,
 };
 use khulasa_embed::{EncodeError, StopReason, StopToken};
 use khulasa_text::{CleanOptions, Page};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+use crate::proto::AnalyzeResult;
+use crate::record;
 
 /// One article as clients send it (a JSONL line of `khulasa analyze`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -61,24 +65,10 @@ impl ArticleInput {
     }
 }
 
-/// The main story in the output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MainStoryOut {
-    /// Headline.
-    pub title: Option<String>,
-    /// Body paragraphs joined by blank lines.
-    pub text: String,
-}
-
-/// Stance in the output (the analysis result plus nothing else).
-pub type StanceOut = StanceResult;
-
 /// What kind of failure, in the gRPC status code set: the one code every
 /// door maps (to a gRPC status, an error record's `code`, an exit status).
-/// Error records write it in snake case (`invalid_argument`), the gRPC
-/// API by its status name (`INVALID_ARGUMENT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// It is written by its gRPC status name (`INVALID_ARGUMENT`) everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// The input or its options are at fault.
     InvalidArgument,
@@ -125,101 +115,29 @@ impl ErrorCode {
             .find(|c| c.grpc_name() == name)
             .unwrap_or(Self::Internal)
     }
-
-    /// As error records write it, e.g. `invalid_argument`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidArgument => "invalid_argument",
-            Self::DeadlineExceeded => "deadline_exceeded",
-            Self::Cancelled => "cancelled",
-            Self::ResourceExhausted => "resource_exhausted",
-            Self::Unavailable => "unavailable",
-            Self::Internal => "internal",
-        }
-    }
 }
 
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A failure for one input.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ErrorOut {
-    /// What kind of failure.
-    pub code: ErrorCode,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// One line of `khulasa analyze` output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ArticleOutput {
-    /// The input's id.
-    pub id: String,
-    /// Detected language of the main story (ISO 639-1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    /// The main story.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub main_story: Option<MainStoryOut>,
-    /// Every sentence of the main story with offsets (title first).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sentences: Option<Vec<khulasa_text::Sentence>>,
-    /// The story had more sentences than the cleaner's cap: `sentences`
-    /// (and the analyses) cover only its first ones.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub truncated: bool,
-    /// For HTML input, how its text was extracted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub html_extraction: Option<khulasa_text::HtmlExtraction>,
-    /// Topic probabilities, most probable first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub topics: Option<Vec<LabelScore>>,
-    /// The most probable topic.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub primary_topic: Option<String>,
-    /// Stance toward the target.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stance: Option<StanceOut>,
-    /// Extractive summary.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub summary: Option<SummaryResult>,
-    /// Instead of results, when this input failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorOut>,
-}
-
-impl ArticleOutput {
-    /// An output line that reports a failure.
-    pub fn failed(id: String, code: ErrorCode, message: String) -> Self {
-        Self {
-            id,
-            language: None,
-            main_story: None,
-            sentences: None,
-            truncated: false,
-            html_extraction: None,
-            topics: None,
-            primary_topic: None,
-            stance: None,
-            summary: None,
-            error: Some(ErrorOut { code, message }),
-        }
+        f.write_str(self.grpc_name())
     }
 }
 
 /// Runs the pipeline on one input, in process (the input checked against
-/// the default [`crate::request::RequestLimits`]); failures become an
-/// error output.
-pub fn run(analyzer: &Analyzer, input: &ArticleInput, options: &AnalysisRequest) -> ArticleOutput {
-    let checked = crate::request::check_article(input, &Default::default())
-        .map_err(|e| PipelineError::Invalid(e.to_string()));
-    match checked.and_then(|()| try_run(analyzer, input, options)) {
-        Ok(out) => out,
-        Err(e) => ArticleOutput::failed(input.id.clone(), e.code(), e.to_string()),
+/// the default [`crate::request::RequestLimits`]), as the record every door
+/// writes: its analysis, or why it failed.
+pub fn run(analyzer: &Analyzer, input: &ArticleInput, options: &AnalysisRequest) -> AnalyzeResult {
+    let started = std::time::Instant::now();
+    let stop = StopToken::never();
+    let analyzed = crate::request::check_article(input, &Default::default())
+        .map_err(|e| PipelineError::Invalid(e.to_string()))
+        .and_then(|()| analyze_input(analyzer, input, options, &stop));
+    match analyzed {
+        Ok(a) => {
+            let timings = record::timings(&a, &stop, started);
+            record::ok(record::analyzed(a, &analyzer.encoder().info().id, timings))
+        }
+        Err(e) => record::failed(input.id.clone(), e.code(), e.to_string()),
     }
 }
 
@@ -290,15 +208,6 @@ pub struct Analyzed {
     pub analysis_ms: f64,
 }
 
-/// Runs the pipeline on one input.
-pub fn try_run(
-    analyzer: &Analyzer,
-    input: &ArticleInput,
-    options: &AnalysisRequest,
-) -> Result<ArticleOutput, PipelineError> {
-    analyze_input(analyzer, input, options, &StopToken::never()).map(ArticleOutput::from)
-}
-
 /// Cleans and analyses one input; `stop` is checked between stages and by
 /// the encoder between forward passes.
 pub fn analyze_input(
@@ -348,33 +257,6 @@ pub fn analyze_input(
     })
 }
 
-impl From<Analyzed> for ArticleOutput {
-    fn from(a: Analyzed) -> Self {
-        let Analysis {
-            topics,
-            stance,
-            summary,
-        } = a.analysis;
-        let article = a.article;
-        Self {
-            id: a.id,
-            language: article.language.as_ref().map(|l| l.code.clone()),
-            main_story: Some(MainStoryOut {
-                title: article.main_story.title.clone(),
-                text: article.main_story.text.clone(),
-            }),
-            truncated: article.truncated,
-            html_extraction: article.html_extraction,
-            sentences: Some(article.sentences),
-            primary_topic: topics.as_ref().and_then(|t| t.primary.clone()),
-            topics: topics.map(|t| t.labels),
-            stance,
-            summary,
-            error: None,
-        }
-    }
-}
-
 /// A label-set option: a loaded set's name, or a path to a TOML file.
 pub fn label_set_choice(value: &str) -> anyhow::Result<LabelSetChoice> {
     let path = Path::new(value);
@@ -394,12 +276,6 @@ mod tests {
         for code in ErrorCode::ALL {
             // The gRPC name comes back as the same code.
             assert_eq!(ErrorCode::from_grpc_name(code.grpc_name()), code);
-            // Error records write the snake-case name.
-            assert_eq!(
-                serde_json::to_value(code).unwrap(),
-                serde_json::Value::from(code.as_str())
-            );
-            assert_eq!(code.as_str().to_uppercase(), code.grpc_name());
         }
         // A code this project never sends is a failure inside.
         assert_eq!(ErrorCode::from_grpc_name("DATA_LOSS"), ErrorCode::Internal);

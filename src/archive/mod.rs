@@ -23,7 +23,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use khulasa_analysis::{AnalysisRequest, Analyzer};
 
 use crate::inputs;
-use crate::pipeline::{self, ArticleInput, ArticleOutput};
+use crate::pipeline::{self, ArticleInput};
+use crate::proto::AnalyzeResult;
+use crate::record;
 use sink::{Durability, ErrorLog, Format, Sink};
 
 /// Where the analysis runs.
@@ -190,9 +192,9 @@ pub fn run_with(
                 }
             }
             Record::Done(out) => {
-                if let Some(e) = &out.error {
+                if let Some((code, message)) = record::error(&out) {
                     summary.failed += 1;
-                    tracing::debug!(id = %out.id, code = e.code.as_str(), "{}", e.message);
+                    tracing::debug!(id = %out.id, %code, "{message}");
                     if let Some(log) = &mut errors {
                         log.write(&out)?;
                     }
@@ -226,9 +228,9 @@ pub fn run_with(
 /// What reaches the writer.
 enum Record {
     /// A record to write.
-    Done(ArticleOutput),
+    Done(AnalyzeResult),
     /// An input whose id was taken by an earlier input (reported only).
-    Duplicate(ArticleOutput),
+    Duplicate(AnalyzeResult),
     /// An input done by an earlier run.
     Skipped,
 }
@@ -270,7 +272,7 @@ fn read_inputs(
         };
         if !seen.insert(id.clone()) {
             tracing::warn!(%id, "duplicate id: only the first input with it is analysed");
-            let record = Record::Duplicate(ArticleOutput::failed(
+            let record = Record::Duplicate(record::failed(
                 id.clone(),
                 pipeline::ErrorCode::InvalidArgument,
                 "duplicate id: an earlier input has the same id; only that one is analysed".into(),
@@ -278,7 +280,7 @@ fn read_inputs(
             return records.send(record).is_ok();
         }
         let record = match item {
-            Err((id, message)) => Record::Done(ArticleOutput::failed(
+            Err((id, message)) => Record::Done(record::failed(
                 id,
                 pipeline::ErrorCode::InvalidArgument,
                 message,
@@ -298,12 +300,12 @@ fn analyze_guarded(
     analyzer: &Analyzer,
     input: &ArticleInput,
     options: &AnalysisRequest,
-) -> ArticleOutput {
+) -> AnalyzeResult {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         pipeline::run(analyzer, input, options)
     }))
     .unwrap_or_else(|_| {
-        ArticleOutput::failed(
+        record::failed(
             input.id.clone(),
             pipeline::ErrorCode::Internal,
             "the analysis panicked on this input".into(),

@@ -25,9 +25,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
-use crate::pipeline::{ArticleInput, ArticleOutput, ErrorCode};
+use crate::pipeline::{ArticleInput, ErrorCode};
 use crate::proto;
+use crate::proto::AnalyzeResult;
 use crate::proto::analyzer_client::AnalyzerClient;
+use crate::record;
 use crate::service::convert;
 
 /// How to reach the servers.
@@ -87,7 +89,7 @@ struct Shared {
     fresh: tokio::sync::Mutex<mpsc::Receiver<Task>>,
     retry: Mutex<VecDeque<Task>>,
     pending: AtomicUsize,
-    out: mpsc::UnboundedSender<ArticleOutput>,
+    out: mpsc::UnboundedSender<AnalyzeResult>,
     options: AnalysisRequest,
     max_attempts: u32,
     last_error: Mutex<String>,
@@ -124,7 +126,7 @@ impl Shared {
         t.turned_away += 1;
         if t.turned_away >= MAX_TURNED_AWAY {
             let message = format!("turned away {} times: {reason}", t.turned_away);
-            self.finish(ArticleOutput::failed(
+            self.finish(record::failed(
                 t.input.id,
                 ErrorCode::ResourceExhausted,
                 message,
@@ -134,7 +136,7 @@ impl Shared {
         self.retry.lock().expect("not poisoned").push_front(t);
     }
 
-    fn finish(&self, out: ArticleOutput) {
+    fn finish(&self, out: AnalyzeResult) {
         let _ = self.out.send(out);
         self.pending.fetch_sub(1, Ordering::SeqCst);
     }
@@ -144,11 +146,7 @@ impl Shared {
         t.attempts += 1;
         if t.attempts >= self.max_attempts {
             let message = format!("gave up after {} attempts: {reason}", t.attempts);
-            self.finish(ArticleOutput::failed(
-                t.input.id,
-                ErrorCode::Unavailable,
-                message,
-            ));
+            self.finish(record::failed(t.input.id, ErrorCode::Unavailable, message));
             return;
         }
         let shared = self.clone();
@@ -165,7 +163,7 @@ pub fn run(
     remote: RemoteOptions,
     options: AnalysisRequest,
     work: Receiver<ArticleInput>,
-    mut emit: impl FnMut(ArticleOutput) -> bool,
+    mut emit: impl FnMut(AnalyzeResult) -> bool,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(!remote.servers.is_empty(), "no --server given");
     let endpoints = remote
@@ -218,7 +216,7 @@ pub fn run(
                 let reason = shared.last_error.lock().expect("not poisoned").clone();
                 let reason = format!("no server could take the article: {reason}");
                 while let Some(t) = shared.next().await {
-                    shared.finish(ArticleOutput::failed(
+                    shared.finish(record::failed(
                         t.input.id,
                         ErrorCode::Unavailable,
                         reason.clone(),
@@ -366,7 +364,14 @@ async fn session(
                         _ => {
                             overloads = 0;
                             window = (window + 1).min(limit);
-                            shared.finish(convert::result_to_output(r));
+                            shared.finish(match r.outcome {
+                                Some(_) => r,
+                                None => record::failed(
+                                    r.id,
+                                    ErrorCode::Internal,
+                                    "the server sent an empty result".into(),
+                                ),
+                            });
                         }
                     }
                 }

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::pipeline::{ArticleOutput, ErrorCode};
+use crate::proto::AnalyzeResult;
+use crate::record;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -44,25 +45,27 @@ pub const CSV_HEADER: [&str; 7] = [
 impl Format {
     /// One record as one line, newline included. Newlines inside CSV fields
     /// become spaces so that a record is always exactly one line.
-    pub fn line(self, record: &ArticleOutput) -> anyhow::Result<String> {
+    pub fn line(self, record: &AnalyzeResult) -> anyhow::Result<String> {
         match self {
             Format::Jsonl => Ok(serde_json::to_string(record)? + "\n"),
             Format::Csv => {
-                let stance = record.stance.as_ref();
+                let response = record::response(record);
+                let stance = response.and_then(|r| r.stance.as_ref());
                 let fields = [
                     record.id.clone(),
-                    record.language.clone().unwrap_or_default(),
-                    record.primary_topic.clone().unwrap_or_default(),
+                    response.map(|r| r.language.clone()).unwrap_or_default(),
+                    response
+                        .and_then(|r| r.topics.as_ref())
+                        .map(|t| t.primary.clone())
+                        .unwrap_or_default(),
                     stance
-                        .and_then(|s| serde_json::to_value(s.label).ok())
-                        .and_then(|v| v.as_str().map(str::to_string))
+                        .map(|s| s.label().as_str_name().to_string())
                         .unwrap_or_default(),
                     stance
                         .map(|s| format!("{:.2}", s.cooperation_conflict))
                         .unwrap_or_default(),
-                    record
-                        .summary
-                        .as_ref()
+                    response
+                        .and_then(|r| r.summary.as_ref())
                         .map(|s| {
                             s.sentences
                                 .iter()
@@ -71,10 +74,8 @@ impl Format {
                                 .join(" ")
                         })
                         .unwrap_or_default(),
-                    record
-                        .error
-                        .as_ref()
-                        .map(|e| format!("{}: {}", e.code, e.message))
+                    record::error(record)
+                        .map(|(code, message)| format!("{code}: {message}"))
                         .unwrap_or_default(),
                 ];
                 csv_line(&fields)
@@ -236,7 +237,7 @@ impl Sink {
     }
 
     /// Writes one record as one line, at once, and flushes it.
-    pub fn write(&mut self, record: &ArticleOutput) -> anyhow::Result<()> {
+    pub fn write(&mut self, record: &AnalyzeResult) -> anyhow::Result<()> {
         let line = self.format.line(record)?;
         self.out.write_all(line.as_bytes())?;
         self.out.flush()?;
@@ -378,7 +379,7 @@ fn temporary_beside(path: &Path) -> PathBuf {
 #[derive(Serialize)]
 struct ErrorLine<'a> {
     id: &'a str,
-    code: ErrorCode,
+    code: &'a str,
     reason: &'a str,
 }
 
@@ -414,12 +415,12 @@ impl ErrorLog {
     }
 
     /// Records a failed input, if `record` is one.
-    pub fn write(&mut self, record: &ArticleOutput) -> anyhow::Result<()> {
-        if let Some(e) = &record.error {
+    pub fn write(&mut self, record: &AnalyzeResult) -> anyhow::Result<()> {
+        if let Some((code, reason)) = record::error(record) {
             let line = serde_json::to_string(&ErrorLine {
                 id: &record.id,
-                code: e.code,
-                reason: &e.message,
+                code: code.grpc_name(),
+                reason,
             })? + "\n";
             self.file.write_all(line.as_bytes())?;
             if let Durability::SyncEvery(n) = self.durability {
@@ -447,15 +448,19 @@ impl ErrorLog {
 mod tests {
     use super::*;
 
-    fn ok(id: &str) -> ArticleOutput {
-        let mut r = ArticleOutput::failed(id.into(), ErrorCode::Internal, String::new());
-        r.error = None;
-        r.language = Some("ar".into());
-        r
+    use crate::pipeline::ErrorCode;
+    use crate::proto;
+
+    fn ok(id: &str) -> AnalyzeResult {
+        record::ok(proto::AnalyzeResponse {
+            id: id.into(),
+            language: "ar".into(),
+            ..Default::default()
+        })
     }
 
-    fn failed(id: &str) -> ArticleOutput {
-        ArticleOutput::failed(id.into(), ErrorCode::Internal, "the model stopped".into())
+    fn failed(id: &str) -> AnalyzeResult {
+        record::failed(id.into(), ErrorCode::Internal, "the model stopped".into())
     }
 
     fn ids(path: &Path, format: Format) -> Vec<String> {
@@ -593,11 +598,11 @@ mod tests {
 
     #[test]
     fn csv_fields_are_quoted_and_kept_on_one_line() {
-        let mut r = ok("x,1");
-        r.error = Some(crate::pipeline::ErrorOut {
-            code: ErrorCode::InvalidArgument,
-            message: "line one\nline \"two\"".into(),
-        });
+        let r = record::failed(
+            "x,1".into(),
+            ErrorCode::InvalidArgument,
+            "line one\nline \"two\"".into(),
+        );
         let line = Format::Csv.line(&r).unwrap();
         assert_eq!(line.matches('\n').count(), 1);
         assert_eq!(

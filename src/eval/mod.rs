@@ -10,10 +10,12 @@ use std::path::Path;
 
 use anyhow::Context;
 use khulasa_analysis::{AnalysisRequest, Analyzer, FocusChoice, SummaryStatus};
+use khulasa_embed::StopToken;
 use khulasa_text::normalize::normalize_for_matching;
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{ArticleInput, try_run};
+use crate::pipeline::{ArticleInput, analyze_input};
+use crate::record;
 
 /// One dev-set article with its gold answers.
 #[derive(Debug, Clone, Deserialize)]
@@ -97,17 +99,24 @@ pub fn evaluate(analyzer: &Analyzer, devset: &[DevArticle]) -> anyhow::Result<Re
             target: a.target.clone(),
             ..ArticleInput::default()
         };
-        let out = try_run(analyzer, &input, &AnalysisRequest::default())
-            .map_err(|e| anyhow::anyhow!("{}: {e:?}", a.id))?;
+        let run = |options: &AnalysisRequest| {
+            analyze_input(analyzer, &input, options, &StopToken::never())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", a.id))
+        };
+        let analyzed = run(&AnalysisRequest::default())?;
+        // The details show what a client would read.
+        let shown = record::analyzed(analyzed.clone(), "", Default::default());
+        let out = analyzed.analysis;
         // Topics.
-        let topics = out.topics.unwrap_or_default();
+        let primary_topic = out.topics.as_ref().and_then(|t| t.primary.clone());
+        let topics = out.topics.map(|t| t.labels).unwrap_or_default();
         let mut predicted: BTreeSet<String> = topics
             .iter()
             .filter(|t| t.probability >= 0.5)
             .map(|t| t.label.clone())
             .collect();
         if predicted.is_empty() {
-            predicted.extend(out.primary_topic.clone());
+            predicted.extend(primary_topic.clone());
         }
         let gold: BTreeSet<String> = a.topics.iter().cloned().collect();
         for l in predicted.union(&gold) {
@@ -119,17 +128,15 @@ pub fn evaluate(analyzer: &Analyzer, devset: &[DevArticle]) -> anyhow::Result<Re
                 _ => {}
             }
         }
-        if out.primary_topic.as_ref().is_some_and(|p| gold.contains(p)) {
+        if primary_topic.as_ref().is_some_and(|p| gold.contains(p)) {
             primary_hits += 1;
         }
         // Stance.
-        let label = out.stance.as_ref().map_or("none".to_string(), |s| {
-            serde_json::to_value(s.label)
-                .unwrap()
-                .as_str()
-                .unwrap()
-                .to_string()
-        });
+        let label = out
+            .stance
+            .as_ref()
+            .map_or("none", |s| s.label.as_str())
+            .to_string();
         stance_pairs.push((a.stance.clone(), label));
         // Summaries.
         let summary = out.summary.expect("summary requested");
@@ -139,9 +146,9 @@ pub fn evaluate(analyzer: &Analyzer, devset: &[DevArticle]) -> anyhow::Result<Re
         }
         details.push(serde_json::json!({
             "id": a.id, "lang": a.lang,
-            "gold_topics": a.topics, "topics": topics,
-            "gold_stance": a.stance, "stance": out.stance,
-            "focus_relevant": a.focus_relevant, "summary": summary,
+            "gold_topics": a.topics, "topics": shown.topics,
+            "gold_stance": a.stance, "stance": shown.stance,
+            "focus_relevant": a.focus_relevant, "summary": shown.summary,
             "gold_summary": a.summary,
         }));
         let selected: Vec<String> = summary.sentences.iter().map(|s| s.text.clone()).collect();
@@ -151,16 +158,12 @@ pub fn evaluate(analyzer: &Analyzer, devset: &[DevArticle]) -> anyhow::Result<Re
             r2 += y;
             n_focus += 1;
         } else {
-            let generic = try_run(
-                analyzer,
-                &input,
-                &AnalysisRequest {
-                    focus: FocusChoice::Generic,
-                    ..AnalysisRequest::default()
-                },
-            )
-            .map_err(|e| anyhow::anyhow!("{}: {e:?}", a.id))?;
+            let generic = run(&AnalysisRequest {
+                focus: FocusChoice::Generic,
+                ..AnalysisRequest::default()
+            })?;
             let selected: Vec<String> = generic
+                .analysis
                 .summary
                 .map(|s| s.sentences.into_iter().map(|s| s.text).collect())
                 .unwrap_or_default();

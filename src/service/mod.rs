@@ -27,6 +27,7 @@ use tracing::Instrument;
 
 use crate::pipeline::{ArticleInput, ErrorCode, PipelineError, analyze_input};
 use crate::proto;
+use crate::record;
 use crate::request::RequestLimits;
 use metrics::Metrics;
 
@@ -414,18 +415,8 @@ impl AnalyzerService {
         let job = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let analyzed = analyze_input(&engine, &input, &options, &stop)?;
-            let khulasa_embed::EncoderTime {
-                queue_ms,
-                inference_ms,
-            } = stop.encoder_time();
-            let timings = proto::Timings {
-                clean_ms: analyzed.clean_ms,
-                queue_ms,
-                inference_ms,
-                analysis_ms: (analyzed.analysis_ms - queue_ms - inference_ms).max(0.0),
-                total_ms: started.elapsed().as_secs_f64() * 1e3,
-            };
-            Ok::<_, ServiceError>(convert::response(
+            let timings = record::timings(&analyzed, &stop, started);
+            Ok::<_, ServiceError>(record::analyzed(
                 analyzed,
                 &engine.encoder().info().id,
                 timings,
@@ -540,22 +531,8 @@ fn rpc_span<T>(rpc: &'static str, request: &Request<T>) -> tracing::Span {
 }
 
 fn error_result(id: String, e: ServiceError) -> proto::AnalyzeResult {
-    let code = e.code().grpc_name().to_string();
-    let message = e.into_status().message().to_string();
-    proto::AnalyzeResult {
-        id,
-        outcome: Some(proto::analyze_result::Outcome::Error(proto::ArticleError {
-            code,
-            message,
-        })),
-    }
-}
-
-fn ok_result(r: proto::AnalyzeResponse) -> proto::AnalyzeResult {
-    proto::AnalyzeResult {
-        id: r.id.clone(),
-        outcome: Some(proto::analyze_result::Outcome::Response(r)),
-    }
+    let code = e.code();
+    record::failed(id, code, e.into_status().message().to_string())
 }
 
 /// One item of a stream or batch: its result once run.
@@ -564,7 +541,7 @@ fn outcome(
     result: Result<proto::AnalyzeResponse, ServiceError>,
 ) -> proto::AnalyzeResult {
     match result {
-        Ok(r) => ok_result(r),
+        Ok(r) => record::ok(r),
         Err(e) => error_result(id, e),
     }
 }

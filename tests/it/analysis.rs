@@ -9,11 +9,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use khulasa::eval::{evaluate, read_devset};
-use khulasa::pipeline::{ArticleInput, run};
+use khulasa::pipeline::{ArticleInput, analyze_input};
+use khulasa::proto;
 use khulasa_analysis::{
     AnalysisData, AnalysisRequest, Analyzer, AnalyzerOptions, SentenceVectors, StanceLabel,
     SummaryStatus,
 };
+use khulasa_embed::StopToken;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -140,24 +142,32 @@ fn a_noisy_page_is_analysed_from_its_main_story_only() {
         text: Some(PAGE.into()),
         ..ArticleInput::default()
     };
-    let out = run(analyzer(), &input, &AnalysisRequest::default());
-    assert!(out.error.is_none(), "{:?}", out.error);
-    assert_eq!(out.language.as_deref(), Some("ar"));
-    let story = out.main_story.unwrap();
+    let analyzed = analyze_input(
+        analyzer(),
+        &input,
+        &AnalysisRequest::default(),
+        &StopToken::never(),
+    )
+    .unwrap();
+    let out = analyzed.analysis;
+    assert_eq!(
+        analyzed.article.language.map(|l| l.code).as_deref(),
+        Some("ar")
+    );
+    let story = analyzed.article.main_story;
     assert_eq!(
         story.title.as_deref(),
         Some("واشنطن وبغداد توقعان برنامجاً جديداً لتدريب القوات الجوية العراقية")
     );
     assert!(!story.text.contains("الزوراء"), "the appended story leaked");
+    let topics = out.topics.unwrap();
     assert_eq!(
-        out.primary_topic.as_deref(),
+        topics.primary.as_deref(),
         Some("security_cooperation"),
-        "{:?}",
-        out.topics
+        "{topics:?}"
     );
-    let other = out
-        .topics
-        .unwrap()
+    let other = topics
+        .labels
         .into_iter()
         .find(|t| t.label == "other")
         .unwrap();
@@ -218,27 +228,57 @@ fn analyze_writes_one_line_per_input_and_reports_bad_ones() {
             .position(|id| l["id"] == *id)
     });
     assert_eq!(lines.len(), 4);
+    // Each line is an `AnalyzeResult` in the proto's canonical JSON mapping:
+    // it reads back as the message, and the analysis is under `response`.
+    // (Timings aside: serde_json may read an f64 back a last digit off.)
+    let without_timings = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        if let Some(r) = v.get_mut("response").and_then(|r| r.as_object_mut()) {
+            r.remove("timings");
+        }
+        v
+    };
+    for l in &lines {
+        let back: proto::AnalyzeResult = serde_json::from_value(l.clone()).unwrap();
+        let again: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&back).unwrap()).unwrap();
+        assert_eq!(without_timings(&again), without_timings(l));
+    }
     let good = &lines[0];
     assert_eq!(good["id"], "good");
+    assert!(good.get("error").is_none(), "{good}");
+    let response = &good["response"];
     for field in [
         "language",
         "main_story",
         "topics",
-        "primary_topic",
         "stance",
         "summary",
         "sentences",
+        "timings",
     ] {
-        assert!(!good[field].is_null(), "missing {field}");
+        assert!(!response[field].is_null(), "missing {field}");
     }
-    assert!(good["summary"]["sentences"].as_array().unwrap().len() <= 2);
-    assert!(good["stance"]["evidence"].as_array().is_some());
-    assert_eq!(lines[1]["id"], "broken");
-    assert_eq!(lines[1]["error"]["code"], "invalid_argument");
-    assert_eq!(lines[2]["id"], "empty");
-    assert_eq!(lines[2]["error"]["code"], "invalid_argument");
-    assert_eq!(lines[3]["id"], "huge");
-    assert_eq!(lines[3]["error"]["code"], "invalid_argument");
+    assert_eq!(response["model_id"], "multilingual-e5-small");
+    assert_eq!(response["topics"]["primary"], "security_cooperation");
+    assert_eq!(response["stance"]["label"], "STANCE_LABEL_SUPPORTIVE");
+    assert_eq!(response["summary"]["status"], "SUMMARY_STATUS_OK");
+    let summary = response["summary"]["sentences"].as_array().unwrap();
+    assert!(!summary.is_empty() && summary.len() <= 2);
+    for s in summary {
+        let span = &s["span"];
+        let (start, end) = (
+            span["start"].as_u64().unwrap() as usize,
+            span["end"].as_u64().unwrap() as usize,
+        );
+        assert_eq!(&PAGE[start..end], s["text"].as_str().unwrap());
+    }
+    assert!(response["stance"]["evidence"].as_array().is_some());
+    for (i, id) in [(1, "broken"), (2, "empty"), (3, "huge")] {
+        assert_eq!(lines[i]["id"], id);
+        assert_eq!(lines[i]["error"]["code"], "INVALID_ARGUMENT");
+        assert!(lines[i].get("response").is_none());
+    }
     let message = lines[3]["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("text: the article has"), "{message}");
 }

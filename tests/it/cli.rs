@@ -200,7 +200,7 @@ fn train_writes_a_head_that_analyze_then_uses() {
     );
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(r["primary_topic"], r["id"], "{line}");
+        assert_eq!(r["response"]["topics"]["primary"], r["id"], "{line}");
     }
 }
 
@@ -235,7 +235,8 @@ fn the_binary_runs_from_any_folder_with_its_data_built_in() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["id"], "a1");
     // The built-in default label set, target and focus.
-    assert_eq!(r["primary_topic"], "security_cooperation", "{r}");
+    let r = &r["response"];
+    assert_eq!(r["topics"]["primary"], "security_cooperation", "{r}");
     assert_eq!(r["stance"]["target"], "us_iraq_security_cooperation", "{r}");
     assert_eq!(r["summary"]["mode"], "focus", "{r}");
     let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();

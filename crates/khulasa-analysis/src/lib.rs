@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 
 use khulasa_embed::{EncodeError, InputKind, StopToken, TextEncoder};
 use khulasa_text::CleanedArticle;
-use serde::Serialize;
 
 pub use crate::data::{AnalysisData, BundledData, DataDir, DataFiles, Label, LabelSet};
 pub use crate::math::{Linear, fit_logistic};
@@ -127,7 +126,7 @@ pub struct AnalysisRequest {
 pub const MAX_TARGET_CHARS: usize = 1000;
 
 /// The analyses of one article.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
     /// Topics, when asked for.
     pub topics: Option<TopicResult>,

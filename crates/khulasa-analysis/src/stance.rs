@@ -32,8 +32,7 @@ pub enum TargetKind {
 }
 
 /// The stance labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StanceLabel {
     /// The article supports the target (agrees with the claim).
     Supportive,
@@ -45,8 +44,20 @@ pub enum StanceLabel {
     Unrelated,
 }
 
+impl StanceLabel {
+    /// Its name in lower snake case, e.g. `supportive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Supportive => "supportive",
+            Self::Neutral => "neutral",
+            Self::Critical => "critical",
+            Self::Unrelated => "unrelated",
+        }
+    }
+}
+
 /// Probability of each stance label.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StanceProbabilities {
     /// Supportive.
     pub supportive: f32,
@@ -59,7 +70,7 @@ pub struct StanceProbabilities {
 }
 
 /// A sentence that decided the stance.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Evidence {
     /// Index of the sentence in the article's sentences.
     pub sentence: usize,
@@ -70,7 +81,7 @@ pub struct Evidence {
 }
 
 /// Stance of one article.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StanceResult {
     /// The target as given (or the default target's id).
     pub target: String,

@@ -10,13 +10,10 @@
 //! of it are never picked. In focus mode, when no sentence clears a
 //! relevance floor, the answer is `no_relevant_content`, not filler.
 
-use serde::Serialize;
-
 use crate::math::{Calibration, dot, sigmoid};
 
 /// Why a summary is what it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SummaryStatus {
     /// Sentences were selected.
     Ok,
@@ -27,7 +24,7 @@ pub enum SummaryStatus {
 }
 
 /// One selected sentence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SummarySentence {
     /// Index in the article's sentences.
     pub index: usize,
@@ -46,7 +43,7 @@ pub struct SummarySentence {
 }
 
 /// A summary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SummaryResult {
     /// Outcome.
     pub status: SummaryStatus,
@@ -54,7 +51,6 @@ pub struct SummaryResult {
     pub mode: &'static str,
     /// Focus mode: how close the story's most relevant sentence is to the
     /// focus (calibrated z-score; the floor for selection is 0.75).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub focus_relevance: Option<f32>,
     /// Selected sentences in document order.
     pub sentences: Vec<SummarySentence>,

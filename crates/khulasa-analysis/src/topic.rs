@@ -34,8 +34,7 @@ use crate::math::{
 pub const HEAD_MIN_EXAMPLES: usize = 8;
 
 /// How the probabilities were obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicMethod {
     /// Descriptions only.
     ZeroShot,
@@ -45,8 +44,19 @@ pub enum TopicMethod {
     FewShotLogistic,
 }
 
+impl TopicMethod {
+    /// Its name in snake case, e.g. `zero_shot`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ZeroShot => "zero_shot",
+            Self::FewShotPrototypes => "few_shot_prototypes",
+            Self::FewShotLogistic => "few_shot_logistic",
+        }
+    }
+}
+
 /// One label's probability.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LabelScore {
     /// The label id.
     pub label: String,
@@ -55,7 +65,7 @@ pub struct LabelScore {
 }
 
 /// Topics of one article.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicResult {
     /// The label set used.
     pub label_set: String,
