@@ -601,12 +601,24 @@ async fn suite(addr: std::net::SocketAddr, requests: usize, proc_: &Proc) -> Sui
         );
     }
 
-    // 2. An overload burst: 4× the queue (64) at once.
+    // 2. An overload burst: 4× the queue (64) at once, from 8 connections
+    // (one HTTP/2 connection carries at most 64 streams at a time, so a
+    // burst over one would queue in the client, never reaching admission).
+    let mut connections = Vec::new();
+    for _ in 0..8 {
+        connections.push(
+            Channel::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+                .expect("the server takes a connection"),
+        );
+    }
     let started = Instant::now();
     let burst = Arc::new(Mutex::new(Tally::new()));
     let mut calls = Vec::new();
     for i in 0..256 {
-        let (burst, channel) = (burst.clone(), channel.clone());
+        let (burst, channel) = (burst.clone(), connections[i as usize % 8].clone());
         calls.push(tokio::spawn(async move {
             let mut client = AnalyzerClient::new(channel);
             let mut rng = Rng(1000 + i);
