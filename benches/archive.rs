@@ -24,8 +24,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use khulasa::archive::{self, ArchiveOptions, Engine, remote::RemoteOptions, sink::Format};
 use khulasa::eval::read_devset;
+use khulasa::metrics::Metrics;
 use khulasa::proto::analyzer_client::AnalyzerClient;
-use khulasa::service::metrics::Metrics;
 use khulasa::service::server;
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
 use khulasa_batch::{BatchingEncoder, BatchingOptions};

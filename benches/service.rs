@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use khulasa::eval::read_devset;
+use khulasa::metrics::Metrics;
 use khulasa::proto;
 use khulasa::proto::analyzer_client::AnalyzerClient;
-use khulasa::service::metrics::Metrics;
 use khulasa::service::server;
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
 use khulasa_batch::{BatchingEncoder, BatchingOptions};

@@ -7,9 +7,9 @@ use khulasa_analysis::Analyzer;
 use khulasa_embed::StopToken;
 use prost::Message;
 
+use crate::api::{Limits, ServiceError, convert};
 use crate::pipeline::analyze_input;
 use crate::proto;
-use crate::service::{Limits, ServiceError, convert};
 
 /// Decodes `bytes` as an `AnalyzeRequest` and runs it on `analyzer` under
 /// `limits`. `Ok(None)`: the bytes are not a request (the server answers

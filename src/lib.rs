@@ -7,10 +7,13 @@
 //! protobuf types ([`proto`]) and the model-folder defaults ([`model_dir`]). The model layer lives in `crates/` (see ARCHITECTURE.md).
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod archive;
 pub mod eval;
 pub mod fuzzing;
+pub mod http;
 pub mod inputs;
+pub mod metrics;
 pub mod model_dir;
 pub mod pipeline;
 pub mod record;

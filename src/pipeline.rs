@@ -82,17 +82,20 @@ pub enum ErrorCode {
     Unavailable,
     /// Something failed inside.
     Internal,
+    /// The caller gave no API key, or a wrong one.
+    Unauthenticated,
 }
 
 impl ErrorCode {
     /// Every code, for tests and docs.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::InvalidArgument,
         Self::DeadlineExceeded,
         Self::Cancelled,
         Self::ResourceExhausted,
         Self::Unavailable,
         Self::Internal,
+        Self::Unauthenticated,
     ];
 
     /// The gRPC status name, e.g. `INVALID_ARGUMENT`.
@@ -104,6 +107,7 @@ impl ErrorCode {
             Self::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
+            Self::Unauthenticated => "UNAUTHENTICATED",
         }
     }
 

@@ -71,19 +71,20 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
 }
 
 /// Makes `span` a child of the caller's trace, from the W3C `traceparent`
-/// (and `tracestate`) in `metadata`. Without the `otlp` feature there is no
+/// (and `tracestate`) in `headers` (gRPC metadata or HTTP headers alike).
+/// Without the `otlp` feature there is no
 /// exporter to parent anything in, and this does nothing.
-pub fn adopt_remote_parent(span: &tracing::Span, metadata: &tonic::metadata::MetadataMap) {
+pub fn adopt_remote_parent(span: &tracing::Span, headers: &http::HeaderMap) {
     #[cfg(feature = "otlp")]
-    otlp::adopt_remote_parent(span, metadata);
+    otlp::adopt_remote_parent(span, headers);
     #[cfg(not(feature = "otlp"))]
-    let _ = (span, metadata);
+    let _ = (span, headers);
 }
 
 /// The trace id (32 hex digits) of a W3C `traceparent` header, if the
 /// header is well formed.
-pub fn trace_id(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
-    metadata
+pub fn trace_id(headers: &http::HeaderMap) -> Option<&str> {
+    headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split('-').nth(1))
@@ -143,32 +144,23 @@ mod otlp {
         }
     }
 
-    struct Metadata<'a>(&'a tonic::metadata::MetadataMap);
+    struct Headers<'a>(&'a http::HeaderMap);
 
-    impl Extractor for Metadata<'_> {
+    impl Extractor for Headers<'_> {
         fn get(&self, key: &str) -> Option<&str> {
             self.0.get(key).and_then(|v| v.to_str().ok())
         }
 
         fn keys(&self) -> Vec<&str> {
-            self.0
-                .keys()
-                .filter_map(|k| match k {
-                    tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
-                    tonic::metadata::KeyRef::Binary(_) => None,
-                })
-                .collect()
+            self.0.keys().map(http::HeaderName::as_str).collect()
         }
     }
 
-    pub(super) fn adopt_remote_parent(
-        span: &tracing::Span,
-        metadata: &tonic::metadata::MetadataMap,
-    ) {
-        if metadata.get("traceparent").is_none() {
+    pub(super) fn adopt_remote_parent(span: &tracing::Span, headers: &http::HeaderMap) {
+        if headers.get("traceparent").is_none() {
             return;
         }
-        let parent = TraceContextPropagator::new().extract(&Metadata(metadata));
+        let parent = TraceContextPropagator::new().extract(&Headers(headers));
         // Fails only when no OpenTelemetry layer is installed (no endpoint).
         let _ = span.set_parent(parent);
     }
@@ -180,7 +172,7 @@ mod tests {
 
     #[test]
     fn trace_id_reads_a_well_formed_traceparent_only() {
-        let mut m = tonic::metadata::MetadataMap::new();
+        let mut m = http::HeaderMap::new();
         assert_eq!(trace_id(&m), None);
         m.insert(
             "traceparent",

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use khulasa::metrics::Metrics;
 use khulasa::proto;
 use khulasa::proto::analyzer_client::AnalyzerClient;
-use khulasa::service::metrics::Metrics;
 use khulasa::service::server;
 use khulasa::telemetry::{self, LogFormat};
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};

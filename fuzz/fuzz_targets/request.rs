@@ -7,7 +7,7 @@
 use std::sync::{Arc, OnceLock};
 
 use khulasa::proto;
-use khulasa::service::Limits;
+use khulasa::api::Limits;
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
 use khulasa_embed::testing::HashingEncoder;
 use libfuzzer_sys::fuzz_target;

@@ -25,12 +25,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
+use crate::api::convert;
 use crate::pipeline::{ArticleInput, ErrorCode};
 use crate::proto;
 use crate::proto::AnalyzeResult;
 use crate::proto::analyzer_client::AnalyzerClient;
 use crate::record;
-use crate::service::convert;
 
 /// How to reach the servers.
 #[derive(Debug, Clone)]

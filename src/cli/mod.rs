@@ -86,7 +86,7 @@ impl AnalysisArgs {
         &self,
         window: std::time::Duration,
         observer: Arc<dyn BatchObserver>,
-    ) -> anyhow::Result<(Analyzer, khulasa::service::Liveness)> {
+    ) -> anyhow::Result<(Analyzer, khulasa::api::Liveness)> {
         let encoder = Arc::new(self.model.load()?);
         let batching = BatchingEncoder::start(
             encoder,

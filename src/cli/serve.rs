@@ -1,12 +1,14 @@
-//! `khulasa serve`: the gRPC API on a loaded model.
+//! `khulasa serve`: the gRPC API, and the same API as HTTP/JSON, on a
+//! loaded model.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use khulasa::api::Limits;
+use khulasa::metrics::Metrics;
 use khulasa::model_dir;
 use khulasa::service::server::{self, TransportLimits};
-use khulasa::service::{Limits, metrics::Metrics};
 
 use khulasa_batch::BatchingOptions;
 
@@ -20,6 +22,14 @@ pub struct ServeArgs {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:50051", env = "KHULASA_LISTEN")]
     listen: String,
+    /// Address to serve the HTTP/JSON API on (`off` to disable).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "KHULASA_HTTP_LISTEN")]
+    http_listen: String,
+    /// A browser origin allowed to call the HTTP API (CORS), e.g.
+    /// `https://cms.example.org`; repeat for more, `*` for any. Without
+    /// one, only same-origin pages can.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
     /// Address to serve metrics on (`off` to disable).
     #[arg(long, default_value = "127.0.0.1:9464", env = "KHULASA_METRICS_LISTEN")]
     metrics_listen: String,
@@ -27,7 +37,8 @@ pub struct ServeArgs {
     /// comma-separated). Without keys, no authentication.
     #[arg(long)]
     api_keys_file: Option<PathBuf>,
-    /// PEM certificate (chain) to serve gRPC over TLS (with --tls-key).
+    /// PEM certificate (chain) to serve gRPC and HTTP over TLS (with
+    /// --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
@@ -80,6 +91,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ServeArgs {
         analysis,
         listen,
+        http_listen,
+        cors_origins,
         metrics_listen,
         api_keys_file,
         tls_cert,
@@ -138,6 +151,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )),
         _ => None,
     };
+    let cors = khulasa::http::Cors::from_origins(&cors_origins)?;
     // Resolve (and, on first use, fetch) the model before serving.
     let model_dir = model_dir::resolve(analysis.model.model.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -153,6 +167,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("binding {metrics_listen}"))?,
             )
+        };
+        let http = if http_listen == "off" {
+            None
+        } else {
+            Some(khulasa::http::HttpConfig {
+                listener: tokio::net::TcpListener::bind(&http_listen)
+                    .await
+                    .with_context(|| format!("binding {http_listen}"))?,
+                cors,
+            })
         };
         if keys.is_empty() {
             tracing::warn!("no API keys configured: the analyzer service is open");
@@ -187,6 +211,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 grace: std::time::Duration::from_secs(grace_period),
                 metrics: metrics_listener,
                 tls,
+                http,
             },
             metrics,
             load,

@@ -7,15 +7,17 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use khulasa_embed::InputKind;
 use tokio::net::TcpListener;
 use tonic::{Request, Status};
 
-use super::metrics::{self, Metrics};
-use super::wire::{DecodeBudget, DecodeBudgetLayer, limited_incoming};
-use super::{AnalyzerService, Limits, Liveness, State};
+use super::wire::{DecodeBudgetLayer, limited_incoming};
+use super::{AnalyzerService, status};
+use crate::api::{ApiKeys, Core, DecodeBudget, Limits, Liveness};
+use crate::metrics::{self, Metrics};
 use crate::proto;
 
 /// Limits of the transport: connections, HTTP/2 streams, time.
@@ -76,13 +78,16 @@ pub struct ServeConfig {
     pub grace: Duration,
     /// Where to serve metrics, if anywhere.
     pub metrics: Option<TcpListener>,
-    /// PEM certificate chain and private key, to serve over TLS.
+    /// PEM certificate chain and private key, to serve over TLS (both
+    /// doors).
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    /// The HTTP/JSON door, if it is served.
+    pub http: Option<crate::http::HttpConfig>,
 }
 
 impl Default for ServeConfig {
     /// Default limits, no API keys, a 30 s grace period, no metrics
-    /// listener, plain text.
+    /// listener, no HTTP door, plain text.
     fn default() -> Self {
         Self {
             limits: Limits::default(),
@@ -91,6 +96,7 @@ impl Default for ServeConfig {
             grace: Duration::from_secs(30),
             metrics: None,
             tls: None,
+            http: None,
         }
     }
 }
@@ -110,7 +116,11 @@ pub async fn serve<L: Into<Loaded>>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health_reporter = Health {
+        reporter,
+        ready: Arc::new(AtomicBool::new(false)),
+    };
     set_health(&health_reporter, tonic_health::ServingStatus::NotServing).await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -121,14 +131,16 @@ pub async fn serve<L: Into<Loaded>>(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let state = Arc::new(State::new(config.limits.clone(), metrics.clone()));
-    let keys = Arc::new(config.api_keys);
+    let state = Arc::new(Core::new(config.limits.clone(), metrics.clone()));
+    let keys = Arc::new(ApiKeys::new(config.api_keys));
     let service = proto::analyzer_server::AnalyzerServer::new(AnalyzerService::new(state.clone()))
         .max_decoding_message_size(config.limits.max_message_bytes)
         .max_encoding_message_size(config.limits.max_response_bytes);
     // Only the analyzer needs a key: health and reflection stay open.
-    let intercepted =
-        tonic::service::interceptor::InterceptedService::new(service, move |r| check_key(&keys, r));
+    let grpc_keys = keys.clone();
+    let intercepted = tonic::service::interceptor::InterceptedService::new(service, move |r| {
+        check_key(&grpc_keys, r)
+    });
 
     if let Some(m) = config.metrics {
         tracing::info!(addr = %m.local_addr()?, "metrics on /metrics");
@@ -157,13 +169,41 @@ pub async fn serve<L: Into<Loaded>>(
         // Bounds on streams a client resets (the "rapid reset" attack).
         .http2_max_pending_accept_reset_streams(Some(64))
         .http2_max_local_error_reset_streams(Some(256));
+    let budget = DecodeBudget::new(t.decode_budget_bytes, config.limits.max_message_bytes);
+    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
+    let mut http_task = match config.http {
+        Some(http) => {
+            let tls = match &config.tls {
+                Some((cert, key)) => Some(crate::http::serve::tls_acceptor(cert, key)?),
+                None => None,
+            };
+            let router = crate::http::router(
+                Arc::new(crate::http::HttpState::new(
+                    state.clone(),
+                    keys.clone(),
+                    budget.clone(),
+                    health_reporter.ready.clone(),
+                    t.request_timeout,
+                )),
+                &http.cors,
+            );
+            Some(tokio::spawn(crate::http::serve(
+                http.listener,
+                router,
+                t.max_connections,
+                tls,
+                metrics.clone(),
+                http_stopped,
+            )))
+        }
+        None => None,
+    };
     if let Some((cert, key)) = config.tls {
         let identity = tonic::transport::Identity::from_pem(cert, key);
         builder = builder
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
     }
-    let budget = DecodeBudget::new(t.decode_budget_bytes, config.limits.max_message_bytes);
     let incoming = limited_incoming(listener, t.max_connections, metrics.clone());
     let server = builder
         .layer(DecodeBudgetLayer(budget))
@@ -230,7 +270,15 @@ pub async fn serve<L: Into<Loaded>>(
     tracing::info!(grace = ?config.grace, "shutting down: NOT_SERVING, finishing in-flight work");
     set_health(&health_reporter, tonic_health::ServingStatus::NotServing).await;
     let _ = stop_tx.send(());
-    match tokio::time::timeout(config.grace, &mut server).await {
+    let _ = http_stop.send(true);
+    let finished = async {
+        let grpc = (&mut server).await;
+        if let Some(http) = http_task.as_mut() {
+            let _ = http.await;
+        }
+        grpc
+    };
+    match tokio::time::timeout(config.grace, finished).await {
         Ok(Ok(r)) => r?,
         Ok(Err(e)) => return Err(e.into()),
         Err(_) => tracing::warn!("grace period over; exiting with work still in flight"),
@@ -238,32 +286,35 @@ pub async fn serve<L: Into<Loaded>>(
     Ok(())
 }
 
-/// Sets both the overall ("") and the analyzer's health.
-async fn set_health(
-    reporter: &tonic_health::server::HealthReporter,
-    status: tonic_health::ServingStatus,
-) {
-    reporter.set_service_status("", status).await;
-    reporter.set_service_status(SERVICE_NAME, status).await;
+/// The health state: gRPC's health service, and the flag the HTTP door's
+/// `/health/ready` reads.
+#[derive(Clone)]
+struct Health {
+    reporter: tonic_health::server::HealthReporter,
+    ready: Arc<AtomicBool>,
+}
+
+/// Sets the overall ("") and the analyzer's health, for both doors.
+async fn set_health(health: &Health, status: tonic_health::ServingStatus) {
+    health.ready.store(
+        status == tonic_health::ServingStatus::Serving,
+        Ordering::Release,
+    );
+    health.reporter.set_service_status("", status).await;
+    health
+        .reporter
+        .set_service_status(SERVICE_NAME, status)
+        .await;
 }
 
 /// Accepts a request when no keys are configured or it carries one of them.
-fn check_key(keys: &HashSet<String>, request: Request<()>) -> Result<Request<()>, Status> {
-    if keys.is_empty() {
-        return Ok(request);
-    }
+fn check_key(keys: &ApiKeys, request: Request<()>) -> Result<Request<()>, Status> {
     let presented = request
         .metadata()
         .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(k) if keys.contains(k) => Ok(request),
-        Some(_) => Err(Status::unauthenticated("invalid API key")),
-        None => Err(Status::unauthenticated(
-            "missing `authorization: Bearer <key>`",
-        )),
-    }
+        .and_then(|v| v.to_str().ok());
+    keys.check(presented).map_err(status)?;
+    Ok(request)
 }
 
 /// Resolves on SIGINT or SIGTERM.

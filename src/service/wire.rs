@@ -24,7 +24,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,64 +36,8 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use super::metrics::Metrics;
-
-/// The shared budget of request bytes being received.
-#[derive(Debug)]
-pub struct DecodeBudget {
-    capacity: usize,
-    max_message: usize,
-    used: AtomicUsize,
-}
-
-impl DecodeBudget {
-    /// A budget of `capacity` bytes for messages of at most `max_message`.
-    pub fn new(capacity: usize, max_message: usize) -> Arc<Self> {
-        Arc::new(Self {
-            capacity: capacity.max(max_message),
-            max_message,
-            used: AtomicUsize::new(0),
-        })
-    }
-
-    /// Bytes charged now.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    fn reserve(&self, n: usize) -> Result<(), Status> {
-        if n > self.max_message {
-            return Err(Status::resource_exhausted(format!(
-                "the request message has {n} bytes; this server accepts at most {} \
-                 (Limits.max_message_bytes)",
-                self.max_message
-            )));
-        }
-        let mut used = self.used.load(Ordering::Relaxed);
-        loop {
-            if used + n > self.capacity {
-                return Err(Status::resource_exhausted(
-                    "the server is receiving too many large requests at once; retry with backoff",
-                ));
-            }
-            match self.used.compare_exchange_weak(
-                used,
-                used + n,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(now) => used = now,
-            }
-        }
-    }
-
-    fn release(&self, n: usize) {
-        if n > 0 {
-            self.used.fetch_sub(n, Ordering::AcqRel);
-        }
-    }
-}
+use crate::api::DecodeBudget;
+use crate::metrics::Metrics;
 
 /// A tower layer that puts every request body under a [`DecodeBudget`].
 #[derive(Debug, Clone)]
@@ -214,7 +157,7 @@ impl Budgeted {
                 // The previous message has been read whole: its bytes are
                 // the decoder's (and then the handler's admission's) now.
                 self.budget.release(std::mem::take(&mut self.held));
-                self.budget.reserve(len)?;
+                self.budget.reserve(len).map_err(super::status)?;
                 self.held = len;
                 self.left_in_message = len;
             }
@@ -426,7 +369,7 @@ mod tests {
             frame?;
             max_used = max_used.max(budget.used());
         }
-        assert!(max_used <= budget.capacity);
+        assert!(max_used <= budget.capacity());
         Ok(())
     }
 

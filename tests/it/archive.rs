@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::server::TestServer;
+use khulasa::api::Limits;
 use khulasa::archive::{self, ArchiveOptions, Engine, remote::RemoteOptions, sink::Format};
-use khulasa::service::Limits;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

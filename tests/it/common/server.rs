@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use khulasa::api::Limits;
+use khulasa::metrics::Metrics;
 use khulasa::proto::analyzer_client::AnalyzerClient;
-use khulasa::service::metrics::Metrics;
-use khulasa::service::{Limits, server};
+use khulasa::service::server;
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
 use khulasa_batch::{BatchingEncoder, BatchingOptions};
 use tonic::transport::Channel;

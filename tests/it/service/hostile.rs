@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use khulasa::api::{Limits, Liveness};
+use khulasa::metrics::Metrics;
 use khulasa::proto;
-use khulasa::service::metrics::Metrics;
 use khulasa::service::server::{Loaded, ServeConfig, TransportLimits};
-use khulasa::service::{Limits, Liveness};
 use khulasa_analysis::{AnalysisData, Analyzer, AnalyzerOptions};
 use khulasa_batch::{BatchingEncoder, BatchingOptions};
 use khulasa_embed::testing::HashingEncoder;
@@ -595,7 +595,7 @@ async fn the_metrics_port_sheds_idle_connections() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let metrics = Arc::new(Metrics::new());
-    tokio::spawn(khulasa::service::metrics::serve(listener, metrics));
+    tokio::spawn(khulasa::metrics::serve(listener, metrics));
     // Regression: idle connections were kept forever. 40 idle clients (more
     // than the 32 slots) send nothing...
     let mut idle = Vec::new();

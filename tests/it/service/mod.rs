@@ -8,9 +8,9 @@ mod hostile;
 use std::path::Path;
 
 use common::server::TestServer;
+use khulasa::api::Limits;
 use khulasa::proto;
 use khulasa::proto::analyzer_client::AnalyzerClient;
-use khulasa::service::Limits;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;

@@ -1,4 +1,4 @@
-//! Prometheus metrics and the small HTTP/1.1 server that serves them on
+//! Prometheus metrics (shared by every door) and the small HTTP/1.1 server that serves them on
 //! their own port (`GET /metrics`), with a connection limit and timeouts so
 //! that idle or slow clients cannot hold it.
 
@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 /// The service's metrics.
 pub struct Metrics {
     registry: Registry,
-    /// Finished requests by RPC and gRPC code.
+    /// Finished requests by door (grpc, http), operation and gRPC code.
     pub requests: IntCounterVec,
     /// Articles (and Embed calls) admitted and not yet finished.
     pub queue_depth: IntGauge,
@@ -70,7 +70,7 @@ impl Metrics {
         let registry = Registry::new_custom(Some("khulasa".into()), None).expect("valid prefix");
         let requests = IntCounterVec::new(
             Opts::new("requests_total", "Finished requests"),
-            &["rpc", "code"],
+            &["door", "rpc", "code"],
         )
         .expect("valid metric");
         let queue_depth = IntGauge::new("queue_depth", "Requests admitted and not finished")
