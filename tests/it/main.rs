@@ -12,5 +12,6 @@ mod analysis;
 mod archive;
 mod cli;
 mod encoder;
+mod http;
 mod service;
 mod tokenizer;

@@ -32,6 +32,8 @@ pub fn own_analyzer(metrics: Arc<Metrics>) -> Analyzer {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The HTTP/JSON door's address.
+    pub http_addr: SocketAddr,
     /// This server's metrics.
     pub metrics: Arc<Metrics>,
     /// The CA certificate clients trust, when serving TLS.
@@ -71,28 +73,54 @@ impl TestServer {
         tls_ca: Option<Vec<u8>>,
         engine: server::Loaded,
     ) -> Self {
+        let s = Self::spawn(config, tls_ca, move || Ok(engine)).await;
+        s.wait_serving().await;
+        s
+    }
+
+    /// A server with `config` whose engine comes from `load`, at once
+    /// (while it loads it is NOT_SERVING). Both doors are served; HTTP on
+    /// a port of its own unless `config` names one.
+    pub async fn spawn(
+        mut config: server::ServeConfig,
+        tls_ca: Option<Vec<u8>>,
+        load: impl FnOnce() -> anyhow::Result<server::Loaded> + Send + 'static,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http = match config.http.take() {
+            Some(h) => h,
+            None => khulasa::http::HttpConfig {
+                listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                cors: Default::default(),
+            },
+        };
+        let http_addr = http.listener.local_addr().unwrap();
+        config.http = Some(http);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics = Arc::new(Metrics::new());
         let done = tokio::spawn(server::serve(
             listener,
             config,
             metrics.clone(),
-            move || Ok(engine),
+            load,
             async {
                 let _ = stopped.await;
             },
         ));
-        let s = Self {
+        Self {
             addr,
+            http_addr,
             metrics,
             tls_ca,
             stop: Some(stop),
             done,
-        };
-        s.wait_serving().await;
-        s
+        }
+    }
+
+    /// The HTTP door's URL for `path` (plain HTTP).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
     }
 
     pub async fn channel(&self) -> Channel {
