@@ -74,6 +74,8 @@ fn span(s: &khulasa_text::Span) -> proto::Span {
         end: s.end as u32,
         char_start: s.char_start as u32,
         char_end: s.char_end as u32,
+        utf16_start: s.utf16_start as u32,
+        utf16_end: s.utf16_end as u32,
     }
 }
 
@@ -169,6 +171,8 @@ pub fn analyzed(a: Analyzed, model_id: &str, timings: proto::Timings) -> proto::
                         end: x.end,
                         char_start: x.char_start,
                         char_end: x.char_end,
+                        utf16_start: x.utf16_start,
+                        utf16_end: x.utf16_end,
                     })),
                     score: x.score,
                 })

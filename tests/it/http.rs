@@ -14,12 +14,13 @@ use khulasa::service::server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A scraped page: the story, a "read also" insert and a related list.
+/// A scraped page: the story (one paragraph opened by an emoji, two UTF-16
+/// units), a "read also" insert and a related list.
 const PAGE: &str = "الأمن العراقي يتسلم دفعة جديدة من المعدات الأمريكية
 
 بغداد – أعلنت وزارة الدفاع العراقية، الثلاثاء، تسلم دفعة جديدة من العربات المدرعة ضمن برنامج الدعم الأمني الأمريكي، على أن يشرف مدربون من التحالف على تأهيل الطواقم.
 
-وقال المتحدث باسم الوزارة إن التعاون مع واشنطن يركز على التدريب وتبادل المعلومات لملاحقة بقايا تنظيم داعش في المناطق الصحراوية.
+📌 وقال المتحدث باسم الوزارة إن التعاون مع واشنطن يركز على التدريب وتبادل المعلومات لملاحقة بقايا تنظيم داعش في المناطق الصحراوية.
 
 اقرأ أيضاً: منتخب الشباب يفوز في بطولة غرب آسيا
 
@@ -96,6 +97,26 @@ async fn every_route_answers_in_the_proto_json_mapping() {
     assert!(!r.removed.is_empty());
     let summary = r.summary.unwrap();
     assert!(!summary.sentences.is_empty() && summary.sentences.len() <= 2);
+    // Every offset, read as JavaScript would (UTF-16 units), finds the
+    // same text in the page as sent.
+    let units: Vec<u16> = PAGE.encode_utf16().collect();
+    let js = |span: &Option<proto::Span>| {
+        let s = span.as_ref().unwrap();
+        String::from_utf16(&units[s.utf16_start as usize..s.utf16_end as usize]).unwrap()
+    };
+    assert!(r.sentences.iter().any(|s| s.text.starts_with('📌')));
+    for s in &r.sentences {
+        assert_eq!(js(&s.span), s.text);
+        let b = s.span.as_ref().unwrap();
+        assert_eq!(&PAGE[b.start as usize..b.end as usize], s.text);
+    }
+    for s in &summary.sentences {
+        assert_eq!(js(&s.span), s.text);
+    }
+    for b in &r.removed {
+        let s = b.span.as_ref().unwrap();
+        assert_eq!(js(&b.span), PAGE[s.start as usize..s.end as usize]);
+    }
     assert_eq!(
         r.topics.unwrap().primary,
         "security_cooperation",

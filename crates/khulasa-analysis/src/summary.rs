@@ -38,6 +38,10 @@ pub struct SummarySentence {
     pub char_start: usize,
     /// End code-point offset (exclusive).
     pub char_end: usize,
+    /// UTF-16 code-unit offset.
+    pub utf16_start: usize,
+    /// End UTF-16 code-unit offset (exclusive).
+    pub utf16_end: usize,
     /// Its selection score.
     pub score: f32,
 }
@@ -218,6 +222,8 @@ pub(crate) fn summarise(
                     end: s.span.end,
                     char_start: s.span.char_start,
                     char_end: s.span.char_end,
+                    utf16_start: s.span.utf16_start,
+                    utf16_end: s.span.utf16_end,
                     score: (score[i] * 1000.0).round() / 1000.0,
                 }
             })
@@ -273,6 +279,8 @@ mod tests {
                     end: i + 1,
                     char_start: i,
                     char_end: i + 1,
+                    utf16_start: i,
+                    utf16_end: i + 1,
                 },
                 paragraph: Some(0),
                 is_title: false,

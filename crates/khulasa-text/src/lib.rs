@@ -104,6 +104,11 @@ pub struct Span {
     pub char_start: usize,
     /// Code-point offset just past the last character.
     pub char_end: usize,
+    /// UTF-16 code-unit offset of the first character (how JavaScript
+    /// strings index: a character past U+FFFF counts two).
+    pub utf16_start: usize,
+    /// UTF-16 code-unit offset just past the last character.
+    pub utf16_end: usize,
 }
 
 impl Span {
@@ -406,13 +411,16 @@ fn sentences(
     (sentences, false)
 }
 
-/// Byte → code-point offset conversion for one text: the number of chars
+/// Byte → code-point and UTF-16 offset conversion for one text: the
+/// number of chars (and of chars past U+FFFF, which are two UTF-16 units)
 /// before every 64th byte, and a count of the bytes up to 64 after it.
 /// (Every char boundary, 8 bytes a char, took 16 MB for a 2 MB page.)
 struct CharOffsets<'a> {
     text: &'a str,
     /// Chars starting before byte `64 * i`, and then all of them.
     checkpoints: Vec<usize>,
+    /// Chars past U+FFFF starting before byte `64 * i`, and then all.
+    astral: Vec<usize>,
 }
 
 const CHECKPOINT_BYTES: usize = 64;
@@ -422,16 +430,40 @@ fn starts_char(b: u8) -> bool {
     (b as i8) >= -0x40
 }
 
+/// Whether a byte starts a char past U+FFFF (a 4-byte sequence).
+fn starts_astral(b: u8) -> bool {
+    b >= 0xF0
+}
+
 impl<'a> CharOffsets<'a> {
     fn new(text: &'a str) -> Self {
         let mut checkpoints = Vec::with_capacity(text.len() / CHECKPOINT_BYTES + 1);
-        let mut chars = 0;
+        let mut astral = Vec::with_capacity(text.len() / CHECKPOINT_BYTES + 1);
+        let (mut chars, mut wide) = (0, 0);
         for chunk in text.as_bytes().chunks(CHECKPOINT_BYTES) {
             checkpoints.push(chars);
+            astral.push(wide);
             chars += chunk.iter().filter(|&&b| starts_char(b)).count();
+            wide += chunk.iter().filter(|&&b| starts_astral(b)).count();
         }
         checkpoints.push(chars);
-        Self { text, checkpoints }
+        astral.push(wide);
+        Self {
+            text,
+            checkpoints,
+            astral,
+        }
+    }
+
+    fn utf16_before(&self, byte: usize) -> usize {
+        let k = byte / CHECKPOINT_BYTES;
+        let from = k * CHECKPOINT_BYTES;
+        self.chars_before(byte)
+            + self.astral[k]
+            + self.text.as_bytes()[from..byte]
+                .iter()
+                .filter(|&&b| starts_astral(b))
+                .count()
     }
 
     fn chars_before(&self, byte: usize) -> usize {
@@ -450,6 +482,8 @@ impl<'a> CharOffsets<'a> {
             end: r.end,
             char_start: self.chars_before(r.start),
             char_end: self.chars_before(r.end),
+            utf16_start: self.utf16_before(r.start),
+            utf16_end: self.utf16_before(r.end),
         }
     }
 }
@@ -464,12 +498,20 @@ mod tests {
         let o = CharOffsets::new(text);
         let s = o.span(1..text.len());
         assert_eq!((s.char_start, s.char_end), (1, 5));
+        // The emoji is two UTF-16 units, as JavaScript counts it.
+        assert_eq!((s.utf16_start, s.utf16_end), (1, 6));
+        assert_eq!(
+            text.encode_utf16().count(),
+            o.utf16_before(text.len()),
+            "the whole text"
+        );
         assert_eq!(o.chars_before(3), 2);
         // Across checkpoints, at every boundary, and at the very end.
         let text = "aب€😀z".repeat(40);
         let o = CharOffsets::new(&text);
         for (chars, (byte, _)) in text.char_indices().enumerate() {
             assert_eq!(o.chars_before(byte), chars);
+            assert_eq!(o.utf16_before(byte), text[..byte].encode_utf16().count());
         }
         assert_eq!(o.chars_before(text.len()), text.chars().count());
     }
