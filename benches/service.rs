@@ -5,9 +5,12 @@
 //! - `latency`: single-article Analyze latency p50/p99 unloaded and with 8
 //!   and 32 concurrent clients, throughput under load, and peak RSS while
 //!   serving (the high-water mark is reset after the model is loaded).
+//! - `doors`: the same article through gRPC `Analyze` and HTTP
+//!   `POST /v1/analyze` of the same server, calls alternating so both see
+//!   the same machine; p50/p99 of each and what the HTTP door adds.
 //!
-//! `cargo bench --bench service [-- batching|latency] [ARTICLE.txt]`; with no
-//! mode both run. Articles come from the dev set; an optional text file
+//! `cargo bench --bench service [-- batching|latency|doors] [ARTICLE.txt]`;
+//! with no mode all run. Articles come from the dev set; an optional text file
 //! (e.g. a real scraped page) is the single article of `latency`.
 
 use std::path::Path;
@@ -32,6 +35,8 @@ type Client = AnalyzerClient<Channel>;
 
 struct Running {
     client: Client,
+    /// The HTTP door's base URL.
+    http: String,
     metrics: Arc<Metrics>,
     stop: tokio::sync::oneshot::Sender<()>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -54,10 +59,16 @@ async fn start(encoder: Arc<CandleEncoder>, window_ms: u64) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = format!("http://{}", http_listener.local_addr().unwrap());
     let done = tokio::spawn(server::serve(
         listener,
         server::ServeConfig {
             grace: Duration::from_secs(5),
+            http: Some(khulasa::http::HttpConfig {
+                listener: http_listener,
+                cors: Default::default(),
+            }),
             ..Default::default()
         },
         metrics.clone(),
@@ -76,6 +87,7 @@ async fn start(encoder: Arc<CandleEncoder>, window_ms: u64) -> Running {
     };
     Running {
         client,
+        http,
         metrics,
         stop,
         done,
@@ -199,6 +211,59 @@ async fn latency(encoder: Arc<CandleEncoder>, text: &str) {
     s.stop().await;
 }
 
+/// The same article through both doors, alternating, one call at a time.
+async fn doors(encoder: Arc<CandleEncoder>, text: &str) {
+    const ROUNDS: usize = 40;
+    let s = start(encoder, 4).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/analyze", s.http);
+    let body = serde_json::to_vec(&proto::AnalyzeRequest {
+        article: Some(proto::Article {
+            content: Some(proto::article::Content::Text(text.to_string())),
+            ..Default::default()
+        }),
+        options: None,
+    })
+    .unwrap();
+    let post = || async {
+        let t = Instant::now();
+        let r = http.post(&url).body(body.clone()).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.bytes().await.unwrap();
+        t.elapsed()
+    };
+    // Warm-up: a connection each, and the article once.
+    call(s.client.clone(), text.to_string()).await;
+    post().await;
+    let (mut grpc, mut json) = (Vec::new(), Vec::new());
+    for i in 0..ROUNDS {
+        // Alternate which goes first, so neither always follows the other.
+        if i % 2 == 0 {
+            grpc.push(call(s.client.clone(), text.to_string()).await);
+            json.push(post().await);
+        } else {
+            json.push(post().await);
+            grpc.push(call(s.client.clone(), text.to_string()).await);
+        }
+    }
+    grpc.sort();
+    json.sort();
+    let (g50, g99, h50, h99) = (
+        percentile(&grpc, 0.5),
+        percentile(&grpc, 0.99),
+        percentile(&json, 0.5),
+        percentile(&json, 0.99),
+    );
+    println!(
+        "article {} bytes, {ROUNDS} calls each: gRPC p50 {g50:.1} ms p99 {g99:.1} ms; \
+         HTTP/JSON p50 {h50:.1} ms p99 {h99:.1} ms; HTTP adds {:+.1}% at p50, {:+.1}% at p99",
+        text.len(),
+        (h50 / g50 - 1.0) * 100.0,
+        (h99 / g99 - 1.0) * 100.0,
+    );
+    s.stop().await;
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -242,7 +307,10 @@ fn main() {
             batching(encoder.clone(), &articles).await;
         }
         if mode.as_deref().is_none_or(|m| m == "latency") {
-            latency(encoder, &single).await;
+            latency(encoder.clone(), &single).await;
+        }
+        if mode.as_deref().is_none_or(|m| m == "doors") {
+            doors(encoder, &single).await;
         }
     });
 }
