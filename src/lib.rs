@@ -15,6 +15,7 @@ pub mod http;
 pub mod inputs;
 pub mod metrics;
 pub mod model_dir;
+pub mod ninjs;
 pub mod pipeline;
 pub mod record;
 pub mod request;

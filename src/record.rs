@@ -118,12 +118,15 @@ pub fn analyzed(a: Analyzed, model_id: &str, timings: proto::Timings) -> proto::
             label_set: t.label_set,
             primary: t.primary.unwrap_or_default(),
             method: t.method.as_str().to_string(),
+            multi_label: t.multi_label,
             labels: t
                 .labels
                 .into_iter()
                 .map(|l| proto::TopicScore {
                     label: l.label,
                     probability: l.probability,
+                    code: l.code.unwrap_or_default(),
+                    uri: l.uri.unwrap_or_default(),
                 })
                 .collect(),
         }),

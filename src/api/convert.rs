@@ -108,6 +108,8 @@ pub(crate) fn options(
                         id: l.id,
                         description: l.description,
                         examples: l.examples,
+                        code: Some(l.code).filter(|c| !c.is_empty()),
+                        uri: Some(l.uri).filter(|u| !u.is_empty()),
                     })
                     .collect(),
                 head: None,
@@ -184,6 +186,8 @@ pub fn proto_options(r: &AnalysisRequest) -> proto::AnalyzeOptions {
                         id: l.id.clone(),
                         description: l.description.clone(),
                         examples: l.examples.clone(),
+                        code: l.code.clone().unwrap_or_default(),
+                        uri: l.uri.clone().unwrap_or_default(),
                     })
                     .collect(),
             },

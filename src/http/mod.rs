@@ -17,6 +17,7 @@
 //! | `POST /v1/analyze:batch` | `AnalyzeBatchRequest` | `AnalyzeBatchResponse` |
 //! | `POST /v1/embed` | `EmbedRequest` | `EmbedResponse` |
 //! | `GET /v1/info` | – | `GetInfoResponse` |
+//! | `POST /v1/ninjs:analyze` | `{"item": ninjs, "options"?: AnalyzeOptions}` | `{"item": ninjs with subjects, "analysis": AnalyzeResponse}` |
 //! | `GET /health/live` | – | `{"status": "SERVING"}` while the process serves |
 //! | `GET /health/ready` | – | the gRPC health state: 200 SERVING, else 503 |
 
@@ -357,6 +358,55 @@ async fn info(State(s): State<Arc<HttpState>>, request: Request) -> Response {
     .await
 }
 
+/// A ninjs item to analyse, with options (default label set:
+/// `iptc-media-topics`, the newsroom vocabulary).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NinjsRequest {
+    item: serde_json::Value,
+    #[serde(default)]
+    options: Option<proto::AnalyzeOptions>,
+}
+
+#[derive(Serialize)]
+struct NinjsResponse {
+    item: serde_json::Value,
+    analysis: proto::AnalyzeResponse,
+}
+
+/// The label set a ninjs item is tagged with unless the caller names one.
+pub const NINJS_LABEL_SET: &str = "iptc-media-topics";
+
+async fn ninjs_analyze(State(s): State<Arc<HttpState>>, request: Request) -> Response {
+    s.call(
+        "AnalyzeNinjs",
+        request,
+        |core, r: NinjsRequest, d| async move {
+            let article = crate::ninjs::article(&r.item)?;
+            let mut options = r.options.unwrap_or_default();
+            if options.labels.is_none() {
+                options.labels = Some(proto::analyze_options::Labels::LabelSetName(
+                    NINJS_LABEL_SET.into(),
+                ));
+            }
+            let analysis = core
+                .analyze(
+                    proto::AnalyzeRequest {
+                        article: Some(article),
+                        options: Some(options),
+                    },
+                    d,
+                )
+                .await?;
+            Ok(NinjsResponse {
+                item: crate::ninjs::annotate(&r.item, &analysis),
+                analysis,
+            })
+        },
+    )
+    .await
+}
+
 async fn live() -> Response {
     json_response(StatusCode::OK, br#"{"status":"SERVING"}"#.to_vec())
 }
@@ -378,7 +428,7 @@ async fn not_found(request: Request) -> Response {
         "NOT_FOUND",
         format!(
             "no route {} {}; see /v1/analyze, /v1/analyze:batch, /v1/embed, /v1/info, \
-             /health/live, /health/ready",
+             /v1/ninjs:analyze, /health/live, /health/ready",
             request.method(),
             request.uri().path()
         ),
@@ -464,6 +514,7 @@ pub fn router(state: Arc<HttpState>, cors: &Cors) -> Router {
         .route("/v1/analyze:batch", post(analyze_batch))
         .route("/v1/embed", post(embed))
         .route("/v1/info", get(info))
+        .route("/v1/ninjs:analyze", post(ninjs_analyze))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .fallback(not_found)

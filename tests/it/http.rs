@@ -387,3 +387,87 @@ async fn cors_lets_configured_origins_call_and_no_others() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_ninjs_item_comes_back_with_iptc_subjects_and_a_summary() {
+    let s = TestServer::start(Limits::default(), &[]).await;
+    let html: String = PAGE
+        .split("\n\n")
+        .map(|p| format!("<p>{}</p>", p.replace('\n', "<br>")))
+        .collect();
+    let item = json!({
+        "uri": "https://news.example.org/2026/12/01/armour",
+        "type": "text",
+        "language": "ar",
+        "pubstatus": "usable",
+        "headlines": [{"role": "main", "contenttype": "text/plain", "value": "الأمن العراقي يتسلم دفعة جديدة من المعدات الأمريكية"}],
+        "bodies": [{"role": "main", "contenttype": "text/html", "value": html}],
+        "subjects": [{"name": "from the desk", "uri": "urn:desk:iraq"}],
+    });
+    let r = post(
+        &s.url("/v1/ninjs:analyze"),
+        json!({"item": item, "options": {"max_sentences": 2}}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = json_of(r).await;
+    let analysis: proto::AnalyzeResponse = serde_json::from_value(v["analysis"].clone()).unwrap();
+    assert_eq!(analysis.id, "https://news.example.org/2026/12/01/armour");
+    let topics = analysis.topics.unwrap();
+    assert_eq!(topics.label_set, "iptc-media-topics");
+    assert!(topics.multi_label);
+    // Every IPTC label carries its QCode and concept URI.
+    for l in &topics.labels {
+        let number = l.code.strip_prefix("medtop:").expect("a medtop QCode");
+        assert_eq!(
+            l.uri,
+            format!("http://cv.iptc.org/newscodes/mediatopic/{number}")
+        );
+    }
+    // The item keeps its own fields and subjects, and gains ours: exactly
+    // the labels the article has, on ninjs's 0-100 scale.
+    let out = &v["item"];
+    assert_eq!(out["pubstatus"], "usable");
+    let subjects = out["subjects"].as_array().unwrap();
+    assert_eq!(subjects[0]["uri"], "urn:desk:iraq");
+    let ours: Vec<&Value> = subjects[1..].iter().collect();
+    let present: Vec<&proto::TopicScore> = topics
+        .labels
+        .iter()
+        .filter(|l| l.probability >= 0.5)
+        .collect();
+    assert!(!present.is_empty(), "{:?}", topics.labels);
+    assert_eq!(ours.len(), present.len());
+    for (s, l) in ours.iter().zip(&present) {
+        assert_eq!(s["uri"], l.uri.as_str());
+        assert_eq!(s["literal"], l.label.as_str());
+        assert_eq!(
+            s["confidence"].as_u64().unwrap(),
+            (l.probability * 100.0).round() as u64
+        );
+    }
+    let summary = &out["descriptions"][0];
+    assert_eq!(summary["role"], "summary");
+    let first = &analysis.summary.unwrap().sentences[0].text;
+    assert!(
+        summary["value"]
+            .as_str()
+            .unwrap()
+            .starts_with(first.as_str())
+    );
+
+    // An item without a body says which field to fix.
+    let r = post(
+        &s.url("/v1/ninjs:analyze"),
+        json!({"item": {"uri": "urn:x", "headlines": [{"value": "h"}]}}).to_string(),
+    )
+    .await;
+    assert_error(
+        r,
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        Some("item.bodies"),
+    )
+    .await;
+    s.stop().await;
+}

@@ -22,6 +22,8 @@ pub const MAX_LABELS: usize = 64;
 pub const MAX_TEXTS_PER_LABEL: usize = 64;
 /// Longest description or example, in characters.
 pub const MAX_TEXT_CHARS: usize = 1000;
+/// Longest label id, vocabulary code or URI, in characters.
+pub const MAX_CODE_CHARS: usize = 256;
 
 /// A set of labels an article is classified against.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +64,13 @@ pub struct Label {
     /// Example sentences of articles with this label.
     #[serde(default)]
     pub examples: Vec<String>,
+    /// The label's code in a controlled vocabulary, e.g. an IPTC Media
+    /// Topic's `medtop:16000000`, returned with its score.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// The code's URI, e.g. `http://cv.iptc.org/newscodes/mediatopic/16000000`.
+    #[serde(default)]
+    pub uri: Option<String>,
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -183,6 +192,21 @@ impl LabelSet {
                     t.chars().count()
                 ));
             }
+            for (what, v) in [
+                ("code", &l.code),
+                ("uri", &l.uri),
+                ("id", &Some(l.id.clone())),
+            ] {
+                if let Some(v) = v
+                    && v.chars().count() > MAX_CODE_CHARS
+                {
+                    return Err(format!(
+                        "label {}: its {what} has {} characters; at most {MAX_CODE_CHARS}",
+                        l.id.chars().take(40).collect::<String>(),
+                        v.chars().count()
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -196,6 +220,8 @@ impl LabelSet {
             l.id.hash(&mut h);
             l.description.hash(&mut h);
             l.examples.hash(&mut h);
+            l.code.hash(&mut h);
+            l.uri.hash(&mut h);
         }
         if let Some(t) = &self.trained {
             t.examples.hash(&mut h);

@@ -62,6 +62,10 @@ pub struct LabelScore {
     pub label: String,
     /// Probability in [0, 1].
     pub probability: f32,
+    /// Its vocabulary code, if the label set gives one.
+    pub code: Option<String>,
+    /// Its vocabulary URI, if the label set gives one.
+    pub uri: Option<String>,
 }
 
 /// Topics of one article.
@@ -75,6 +79,9 @@ pub struct TopicResult {
     pub primary: Option<String>,
     /// How the probabilities were obtained.
     pub method: TopicMethod,
+    /// Whether the set is multi-label (each label ≥ 0.5 is present) or
+    /// single-label (probabilities sum to 1; `primary` is the answer).
+    pub multi_label: bool,
 }
 
 /// A head for a single-label set, fitted on labelled examples' views
@@ -200,6 +207,8 @@ pub(crate) fn fit_head(
 pub(crate) struct TopicModel {
     name: String,
     ids: Vec<String>,
+    /// Each label's vocabulary code and URI, if given.
+    codes: Vec<(Option<String>, Option<String>)>,
     descriptions: Vec<Vec<f32>>,
     prototypes: Vec<Option<Vec<f32>>>,
     calibration: Vec<Calibration>,
@@ -207,6 +216,8 @@ pub(crate) struct TopicModel {
     method: TopicMethod,
     /// Single-label sets: the centred scorer.
     centred: Option<Centred>,
+    /// Whether an article may have several labels.
+    multi_label: bool,
 }
 
 /// Probability at which a multi-label label counts as present: a label is
@@ -244,6 +255,11 @@ impl TopicModel {
         let mut model = Self {
             name: set.name.clone(),
             ids: set.labels.iter().map(|l| l.id.clone()).collect(),
+            codes: set
+                .labels
+                .iter()
+                .map(|l| (l.code.clone(), l.uri.clone()))
+                .collect(),
             descriptions,
             prototypes,
             calibration: Vec::new(),
@@ -256,6 +272,7 @@ impl TopicModel {
                 TopicMethod::ZeroShot
             },
             centred: None,
+            multi_label: set.multi_label,
         };
         if !set.multi_label {
             model.centred = Some(match trained {
@@ -406,10 +423,13 @@ impl TopicModel {
         let mut labels: Vec<LabelScore> = self
             .ids
             .iter()
+            .zip(&self.codes)
             .zip(&probs)
-            .map(|(id, p)| LabelScore {
+            .map(|((id, (code, uri)), p)| LabelScore {
                 label: id.clone(),
                 probability: (p * 1000.0).round() / 1000.0,
+                code: code.clone(),
+                uri: uri.clone(),
             })
             .collect();
         labels.sort_by(|a, b| b.probability.total_cmp(&a.probability));
@@ -418,6 +438,7 @@ impl TopicModel {
             primary: labels.first().map(|l| l.label.clone()),
             labels,
             method: self.method,
+            multi_label: self.multi_label,
         }
     }
 }

@@ -180,7 +180,7 @@ async fn oversized_options_and_fields_are_field_violations() {
                                 .map(|i| proto::Label {
                                     id: format!("l{i}"),
                                     description: vec!["وصف ".repeat(199); 10],
-                                    examples: vec![],
+                                    ..Default::default()
                                 })
                                 .collect(),
                         },

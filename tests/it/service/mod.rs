@@ -142,11 +142,13 @@ async fn the_api_end_to_end() {
                                 id: "military".into(),
                                 description: vec!["التعاون العسكري وتدريب الجيوش".into()],
                                 examples: vec![],
+                                code: "desk:defence".into(),
+                                uri: "https://vocab.example.org/desk/defence".into(),
                             },
                             proto::Label {
                                 id: "markets".into(),
                                 description: vec!["أسعار الذهب والأسواق المالية".into()],
-                                examples: vec![],
+                                ..Default::default()
                             },
                         ],
                     },
@@ -163,6 +165,23 @@ async fn the_api_end_to_end() {
     assert_eq!(
         (topics.label_set.as_str(), topics.primary.as_str()),
         ("mine", "military")
+    );
+    // A label's vocabulary code comes back with its score.
+    let codes: Vec<(&str, &str, &str)> = topics
+        .labels
+        .iter()
+        .map(|l| (l.label.as_str(), l.code.as_str(), l.uri.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (
+                "military",
+                "desk:defence",
+                "https://vocab.example.org/desk/defence"
+            ),
+            ("markets", "", "")
+        ]
     );
     assert!(r.stance.is_none(), "only the asked tasks run");
     let summary = r.summary.unwrap();
