@@ -32,6 +32,11 @@ pub struct EvalArgs {
     /// set's file name without .jsonl (repeatable).
     #[arg(long = "set-labels", value_name = "STEM=FILE")]
     set_labels: Vec<String>,
+    /// Gold labels of a set read through a map: STEM=FILE.toml with a
+    /// `[map]` table (gold label = label id); items whose gold label is
+    /// not in it are left out (repeatable).
+    #[arg(long = "map-gold", value_name = "STEM=FILE")]
+    map_gold: Vec<String>,
     /// Score only the first N items of each set.
     #[arg(long)]
     limit: Option<usize>,
@@ -69,6 +74,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             json,
             suite: Some(suite),
             set_labels,
+            map_gold,
             limit,
             shots,
             draws,
@@ -86,7 +92,31 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     khulasa_analysis::LabelSet::from_toml(&text, file)?,
                 );
             }
-            let sets = eval::suite::read_sets(&suite, limit)?;
+            let mut sets = eval::suite::read_sets(&suite, limit)?;
+            for spec in &map_gold {
+                let (stem, file) = spec
+                    .split_once('=')
+                    .with_context(|| format!("--map-gold {spec}: expected STEM=FILE.toml"))?;
+                #[derive(serde::Deserialize)]
+                struct GoldMap {
+                    map: std::collections::BTreeMap<String, String>,
+                }
+                let text =
+                    std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+                let GoldMap { map } =
+                    toml::from_str(&text).with_context(|| format!("reading {file}"))?;
+                let set = sets
+                    .iter_mut()
+                    .find(|s| s.name == stem)
+                    .with_context(|| format!("--map-gold {spec}: no set {stem}"))?;
+                set.items.retain_mut(|item| match map.get(&item.label) {
+                    Some(to) => {
+                        item.label = to.clone();
+                        true
+                    }
+                    None => false,
+                });
+            }
             let analyzer = analysis.analyzer()?;
             let mut reports = Vec::new();
             for set in &sets {
