@@ -20,6 +20,7 @@
 //! | `POST /v1/ninjs:analyze` | `{"item": ninjs, "options"?: AnalyzeOptions}` | `{"item": ninjs with subjects, "analysis": AnalyzeResponse}` |
 //! | `GET /health/live` | – | `{"status": "SERVING"}` while the process serves |
 //! | `GET /health/ready` | – | the gRPC health state: 200 SERVING, else 503 |
+//! | `GET /` | – | the editor's page (`page/`, compiled in: no CDN, works offline) |
 
 pub mod serve;
 
@@ -422,6 +423,46 @@ async fn ready(State(s): State<Arc<HttpState>>) -> Response {
     }
 }
 
+/// The editor's page and its assets, compiled into the binary.
+const PAGE_HTML: &str = include_str!("page/index.html");
+const PAGE_JS: &str = include_str!("page/app.js");
+const PAGE_CSS: &str = include_str!("page/app.css");
+
+/// A static asset: its own scripts and styles only (CSP), never sniffed.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+                     script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+                ),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn page() -> Response {
+    asset("text/html; charset=utf-8", PAGE_HTML)
+}
+
+async fn page_js() -> Response {
+    asset("text/javascript; charset=utf-8", PAGE_JS)
+}
+
+async fn page_css() -> Response {
+    asset("text/css; charset=utf-8", PAGE_CSS)
+}
+
 async fn not_found(request: Request) -> Response {
     route_error(
         StatusCode::NOT_FOUND,
@@ -517,6 +558,9 @@ pub fn router(state: Arc<HttpState>, cors: &Cors) -> Router {
         .route("/v1/ninjs:analyze", post(ninjs_analyze))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .route("/", get(page))
+        .route("/app.js", get(page_js))
+        .route("/app.css", get(page_css))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state);

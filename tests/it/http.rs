@@ -80,6 +80,24 @@ async fn every_route_answers_in_the_proto_json_mapping() {
     let ready = client.get(s.url("/health/ready")).send().await.unwrap();
     assert_eq!(json_of(ready).await["status"], "SERVING");
 
+    // The editor's page and its assets, from the binary itself.
+    for (path, kind, needle) in [
+        ("/", "text/html", r#"<script src="/app.js">"#),
+        ("/app.js", "text/javascript", "/v1/analyze"),
+        ("/app.css", "text/css", ".story"),
+    ] {
+        let r = client.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
+        assert!(r.headers().contains_key("content-security-policy"));
+        assert!(r.text().await.unwrap().contains(needle), "{path}");
+    }
+
     let info = client.get(s.url("/v1/info")).send().await.unwrap();
     assert_eq!(info.status(), StatusCode::OK);
     let info: proto::GetInfoResponse =
