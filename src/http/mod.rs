@@ -20,8 +20,10 @@
 //! | `POST /v1/ninjs:analyze` | `{"item": ninjs, "options"?: AnalyzeOptions}` | `{"item": ninjs with subjects, "analysis": AnalyzeResponse}` |
 //! | `GET /health/live` | – | `{"status": "SERVING"}` while the process serves |
 //! | `GET /health/ready` | – | the gRPC health state: 200 SERVING, else 503 |
+//! | `GET /openapi.json` | – | the OpenAPI 3.1 document ([`openapi`]) |
 //! | `GET /` | – | the editor's page (`page/`, compiled in: no CDN, works offline) |
 
+pub mod openapi;
 pub mod serve;
 
 use std::future::Future;
@@ -451,6 +453,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+async fn openapi_json() -> Response {
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(openapi::document()).expect("the document serialises"),
+    )
+}
+
 async fn page() -> Response {
     asset("text/html; charset=utf-8", PAGE_HTML)
 }
@@ -469,7 +478,7 @@ async fn not_found(request: Request) -> Response {
         "NOT_FOUND",
         format!(
             "no route {} {}; see /v1/analyze, /v1/analyze:batch, /v1/embed, /v1/info, \
-             /v1/ninjs:analyze, /health/live, /health/ready",
+             /v1/ninjs:analyze, /health/live, /health/ready, /openapi.json",
             request.method(),
             request.uri().path()
         ),
@@ -558,6 +567,7 @@ pub fn router(state: Arc<HttpState>, cors: &Cors) -> Router {
         .route("/v1/ninjs:analyze", post(ninjs_analyze))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .route("/openapi.json", get(openapi_json))
         .route("/", get(page))
         .route("/app.js", get(page_js))
         .route("/app.css", get(page_css))

@@ -98,6 +98,17 @@ async fn every_route_answers_in_the_proto_json_mapping() {
         assert!(r.text().await.unwrap().contains(needle), "{path}");
     }
 
+    // The OpenAPI document names every route this server answers.
+    let doc = json_of(client.get(s.url("/openapi.json")).send().await.unwrap()).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    for route in khulasa::http::openapi::ROUTES {
+        assert!(
+            doc["paths"][route.path][route.method].is_object(),
+            "{}",
+            route.path
+        );
+    }
+
     let info = client.get(s.url("/v1/info")).send().await.unwrap();
     assert_eq!(info.status(), StatusCode::OK);
     let info: proto::GetInfoResponse =
