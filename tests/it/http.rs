@@ -501,3 +501,34 @@ async fn a_ninjs_item_comes_back_with_iptc_subjects_and_a_summary() {
     .await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn tls_serves_the_http_door_with_the_same_certificate() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let tls = (read("ca.crt"), read("server.crt"), read("server.key"));
+    let ca = reqwest::Certificate::from_pem(&tls.0).unwrap();
+    let s = TestServer::start_with(Limits::default(), &[], Some(tls)).await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .resolve("localhost", s.http_addr)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/v1/analyze", s.http_addr.port());
+    let r = client
+        .post(&url)
+        .body(analyze_body("tls"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json_of(r).await["id"], "tls");
+    // Plain HTTP gets no answer from a TLS port.
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/health/live", s.http_addr))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    s.stop().await;
+}
