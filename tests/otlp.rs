@@ -47,6 +47,7 @@ impl TraceService for Collector {
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN_ID: &str = "00f067aa0ba902b7";
+const HTTP_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -86,11 +87,17 @@ fn rpc_spans_are_exported_as_children_of_the_callers_trace() {
     server_rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http_listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(server::serve(
             listener,
             server::ServeConfig {
                 grace: Duration::from_secs(5),
+                http: Some(khulasa::http::HttpConfig {
+                    listener: http_listener,
+                    cors: Default::default(),
+                }),
                 ..Default::default()
             },
             Arc::new(Metrics::new()),
@@ -136,6 +143,15 @@ fn rpc_spans_are_exported_as_children_of_the_callers_trace() {
             }
         }
         assert!(answered, "Analyze never succeeded");
+        // The HTTP door joins its caller's trace the same way.
+        let r = reqwest::Client::new()
+            .post(format!("http://{http_addr}/v1/analyze"))
+            .header("traceparent", format!("00-{HTTP_TRACE_ID}-{PARENT_SPAN_ID}-01"))
+            .body(r#"{"article": {"id": "traced-http", "text": "Iraqi and US officers met in Baghdad."}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
         stop.send(()).unwrap();
         done.await.unwrap().unwrap();
     });
@@ -162,10 +178,22 @@ fn rpc_spans_are_exported_as_children_of_the_callers_trace() {
             "the span keeps its fields as attributes"
         );
     }
+    let http: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == "rpc" && hex(&s.trace_id) == HTTP_TRACE_ID)
+        .collect();
+    assert_eq!(http.len(), 1, "one HTTP call's span in its caller's trace");
+    assert_eq!(hex(&http[0].parent_span_id), PARENT_SPAN_ID);
+    assert!(
+        http[0]
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "door" && format!("{:?}", kv.value).contains("http"))
+    );
     // The per-article span below the call that succeeded is in the same trace.
     let article = spans
         .iter()
-        .find(|s| s.name == "article")
+        .find(|s| s.name == "article" && hex(&s.trace_id) == TRACE_ID)
         .expect("an article span");
     assert_eq!(hex(&article.trace_id), TRACE_ID);
     assert!(rpc.iter().any(|r| r.span_id == article.parent_span_id));
