@@ -93,6 +93,7 @@ fn run(label: &str, input: &Path, engine: Engine) {
             force: false,
             progress: archive::stderr_is_terminal(),
             run: Default::default(),
+            shard: None,
         },
         engine,
     )

@@ -41,6 +41,9 @@ enum Command {
     /// Analyse articles: main story, topics, stance, summary; JSONL out,
     /// one line per input (an input that fails gets an `error` line).
     Analyze(cli::analyze::AnalyzeArgs),
+    /// Check that the outputs of a sharded `analyze` (`--shard K/N`) hold a
+    /// record for every input exactly once; optionally merge them.
+    Verify(cli::analyze::VerifyArgs),
     /// Evaluate on a dev set: topic and stance macro-F1, summary ROUGE.
     Eval(cli::eval::EvalArgs),
     /// Train a head for a single-label label set on labelled articles
@@ -85,6 +88,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => cli::serve::run(args),
         Command::Analyze(args) => cli::analyze::run(args),
+        Command::Verify(args) => cli::analyze::verify(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Train(args) => cli::eval::train(args),
         Command::Embed(args) => cli::model::embed(args),

@@ -10,6 +10,7 @@
 //! moment it arrives and drives the progress bar.
 
 pub mod remote;
+pub mod shard;
 pub mod sink;
 
 use std::collections::HashSet;
@@ -63,6 +64,8 @@ pub struct ArchiveOptions {
     pub durability: Durability,
     /// Options for every article.
     pub run: AnalysisRequest,
+    /// Only the inputs of this shard (see [`shard`]); `None`: all.
+    pub shard: Option<shard::Shard>,
 }
 
 /// What a run did.
@@ -79,6 +82,8 @@ pub struct Summary {
     /// Inputs whose id an earlier input of this run already had: not
     /// analysed, not written to the output, listed in the errors file.
     pub duplicates: usize,
+    /// Inputs left to other shards (`--shard`).
+    pub other_shards: usize,
     /// Wall time.
     pub wall: Duration,
 }
@@ -92,7 +97,7 @@ impl Summary {
     /// The closing line of a run.
     pub fn line(&self) -> String {
         format!(
-            "{} articles: {} ok, {} failed{}{} in {:.1} s ({:.2} articles/s)",
+            "{} articles: {} ok, {} failed{}{}{} in {:.1} s ({:.2} articles/s)",
             self.succeeded + self.failed,
             self.succeeded,
             self.failed,
@@ -103,6 +108,11 @@ impl Summary {
             },
             if self.duplicates > 0 {
                 format!(", {} duplicate ids", self.duplicates)
+            } else {
+                String::new()
+            },
+            if self.other_shards > 0 {
+                format!(", {} left to other shards", self.other_shards)
             } else {
                 String::new()
             },
@@ -175,9 +185,10 @@ pub fn run_with(
         let paths = options.inputs.clone();
         let done = resumed.done;
         let record_tx = record_tx.clone();
+        let shard = options.shard;
         std::thread::Builder::new()
             .name("inputs".into())
-            .spawn(move || read_inputs(&paths, &done, work_tx, record_tx))?
+            .spawn(move || read_inputs(&paths, &done, shard, work_tx, record_tx))?
     };
     let engine = start_engine(engine()?, options.run.clone(), work_rx, record_tx)?;
 
@@ -215,7 +226,7 @@ pub fn run_with(
     if let Some(log) = &mut errors {
         log.finish()?;
     }
-    reader
+    summary.other_shards = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
     engine
@@ -256,13 +267,17 @@ fn progress_bar(enabled: bool, total: Option<usize>) -> ProgressBar {
     bar
 }
 
+/// Reads every input, sends this shard's on, and returns how many were
+/// left to other shards.
 fn read_inputs(
     paths: &[PathBuf],
     done: &HashSet<String>,
+    shard: Option<shard::Shard>,
     work: SyncSender<ArticleInput>,
     records: SyncSender<Record>,
-) {
+) -> usize {
     let mut seen = HashSet::new();
+    let mut others = 0;
     inputs::for_each(paths, |item| {
         // Every input's id is checked, unreadable ones too (they still get a
         // record), and before `done`, so a resumed run reports them again.
@@ -270,6 +285,12 @@ fn read_inputs(
             Ok(input) => &input.id,
             Err((id, _)) => id,
         };
+        // An id's duplicates hash to the same shard, so each shard checks
+        // its own.
+        if shard.is_some_and(|s| !s.takes(id)) {
+            others += 1;
+            return true;
+        }
         if !seen.insert(id.clone()) {
             tracing::warn!(%id, "duplicate id: only the first input with it is analysed");
             let record = Record::Duplicate(record::failed(
@@ -292,6 +313,7 @@ fn read_inputs(
         };
         records.send(record).is_ok()
     });
+    others
 }
 
 /// One input through the pipeline; a panic becomes that input's failure

@@ -76,6 +76,13 @@ pub struct ArchiveArgs {
     /// itself may go down.
     #[arg(long, default_value_t = 0, value_name = "N")]
     fsync: usize,
+    /// Take only shard K of N of the inputs (0-based): those whose id
+    /// hashes to K, so N processes split an archive with no coordinator;
+    /// --output and --errors become FILE.K-of-N.EXT. Default: from
+    /// JOB_COMPLETION_INDEX and KHULASA_SHARDS when both are set (a
+    /// Kubernetes Indexed Job). `khulasa verify` checks the union.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<archive::shard::Shard>,
     /// No progress bar (it is only drawn on a terminal anyway).
     #[arg(long, short)]
     quiet: bool,
@@ -160,12 +167,26 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             })
         })
     };
+    let shard = match a.shard {
+        Some(s) => Some(s),
+        None => archive::shard::Shard::from_env().map_err(anyhow::Error::msg)?,
+    };
+    let (output, errors) = match shard {
+        Some(s) => (
+            a.output.as_deref().map(|p| s.path(p)),
+            a.errors.as_deref().map(|p| s.path(p)),
+        ),
+        None => (a.output, a.errors),
+    };
+    if let Some(s) = shard {
+        tracing::info!(shard = %s, output = ?output, "taking one shard of the inputs");
+    }
     let summary = archive::run_with(
         archive::ArchiveOptions {
             inputs: paths,
-            output: a.output,
+            output,
             format: a.format,
-            errors: a.errors,
+            errors,
             resume: a.resume,
             force: a.force,
             progress: !a.quiet && archive::stderr_is_terminal(),
@@ -174,6 +195,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
                 n => archive::sink::Durability::SyncEvery(n),
             },
             run: options,
+            shard,
         },
         engine,
     )?;
@@ -183,5 +205,31 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     if summary.failed + summary.duplicates > 0 {
         return Err(SomeFailed(summary.failed + summary.duplicates).into());
     }
+    Ok(())
+}
+
+/// What `verify` is given.
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The outputs of the shards (any order), e.g. out.*-of-4.jsonl.
+    #[arg(long = "outputs", required = true, num_args = 1..)]
+    outputs: Vec<PathBuf>,
+    /// Also write the union of the outputs here (JSONL).
+    #[arg(long)]
+    merged: Option<PathBuf>,
+    /// The inputs the run was given (as for `analyze`).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+}
+
+/// Checks a sharded run's outputs; an error (exit 1) if any input is
+/// missing or doubled, or a record is no input's.
+pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let v = archive::shard::verify(&args.inputs, &args.outputs, args.merged.as_deref())?;
+    println!("{}", v.report());
+    anyhow::ensure!(
+        v.complete(),
+        "the outputs do not hold every input exactly once"
+    );
     Ok(())
 }

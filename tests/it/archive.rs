@@ -263,6 +263,7 @@ async fn the_remote_engine_balances_over_servers_and_retries() {
         force: false,
         progress: false,
         run: Default::default(),
+        shard: None,
     };
     let engine = Engine::Remote(RemoteOptions {
         servers: vec![
@@ -323,4 +324,107 @@ async fn the_remote_engine_balances_over_servers_and_retries() {
 
     roomy.stop().await;
     tight.stop().await;
+}
+
+#[test]
+fn shards_split_an_archive_and_their_union_is_every_input_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("archive.jsonl");
+    let out = dir.path().join("out.jsonl");
+    let n = 36;
+    write_jsonl(&input, &articles(n));
+    let shard_out = |k: usize| dir.path().join(format!("out.{k}-of-3.jsonl"));
+    let base = |extra: &[&str]| {
+        let mut a = vec![
+            "--quiet",
+            "--max-sentences",
+            "1",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: &[String], env: &[(&str, &str)]| {
+        let mut c = analyze(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    // Shard 0 by flag; shard 2 as a Kubernetes Indexed Job's pod sees it.
+    run(&base(&["--shard", "0/3"]), &[]);
+    run(
+        &base(&[]),
+        &[("JOB_COMPLETION_INDEX", "2"), ("KHULASA_SHARDS", "3")],
+    );
+    // Shard 1 is killed mid-way and resumed, as a restarted pod would be.
+    let killed = analyze(
+        &base(&["--shard", "1/3", "--workers", "1"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .spawn()
+    .unwrap();
+    kill_after(killed, &shard_out(1), 2);
+    run(&base(&["--shard", "1/3", "--resume"]), &[]);
+    assert!(!out.exists(), "each shard writes its own file");
+
+    let sizes: Vec<usize> = (0..3).map(|k| records(&shard_out(k)).len()).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), n, "{sizes:?}");
+    assert!(sizes.iter().all(|&s| s > 0), "{sizes:?}");
+    // Every record is in the shard its id hashes to.
+    for k in 0..3 {
+        for r in records(&shard_out(k)) {
+            let id = r["id"].as_str().unwrap();
+            assert_eq!(archive::shard::Shard::of(id, 3), k, "{id}");
+        }
+    }
+
+    let verify = |outputs: &[PathBuf]| {
+        let merged = dir.path().join("merged.jsonl");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_khulasa"));
+        c.arg("verify").arg(&input).arg("--merged").arg(&merged);
+        c.arg("--outputs").args(outputs).env("RUST_LOG", "warn");
+        let o = c.output().unwrap();
+        (
+            o.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            merged,
+        )
+    };
+    let all: Vec<PathBuf> = (0..3).map(shard_out).collect();
+    let (code, report, merged) = verify(&all);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        report.starts_with("36 inputs, 36 records: missing 0, duplicated 0"),
+        "{report}"
+    );
+    let ids: HashSet<String> = records(&merged)
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), n);
+    // A shard that never ran shows as its ids missing; one given twice, as
+    // duplicates.
+    let (code, report, _) = verify(&all[..2]);
+    assert_eq!(code, Some(1));
+    assert!(
+        report.contains(&format!("missing {}", sizes[2])),
+        "{report}"
+    );
+    let twice = [all.clone(), vec![all[0].clone()]].concat();
+    let (code, report, _) = verify(&twice);
+    assert_eq!(code, Some(1));
+    assert!(
+        report.contains(&format!("duplicated {}", sizes[0])),
+        "{report}"
+    );
 }
