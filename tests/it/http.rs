@@ -532,3 +532,24 @@ async fn tls_serves_the_http_door_with_the_same_certificate() {
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_failure_is_500_and_the_door_serves_on() {
+    // An encoder that panics on one text: that call fails, the next works.
+    let engine = crate::service::hostile::panicky_engine(None);
+    let s = TestServer::launch(server::ServeConfig::default(), None, engine).await;
+    let url = s.url("/v1/embed");
+    let r = post(
+        &url,
+        json!({"texts": ["a text with PANIC in it"]}).to_string(),
+    )
+    .await;
+    assert_error(r, StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", None).await;
+    let r = post(
+        &url,
+        json!({"texts": ["a text like any other"]}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    s.stop().await;
+}

@@ -458,7 +458,7 @@ impl TextEncoder for Panicky {
     }
 }
 
-fn panicky_engine(alive: Option<Liveness>) -> Loaded {
+pub(crate) fn panicky_engine(alive: Option<Liveness>) -> Loaded {
     let data = AnalysisData::load(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
         &[],

@@ -3,7 +3,7 @@
 //! (codes, BadRequest field violations, health, reflection, auth).
 
 use crate::common;
-mod hostile;
+pub(crate) mod hostile;
 
 use std::path::Path;
 
