@@ -41,6 +41,9 @@ enum Command {
     /// Analyse articles: main story, topics, stance, summary; JSONL out,
     /// one line per input (an input that fails gets an `error` line).
     Analyze(cli::analyze::AnalyzeArgs),
+    /// Ask a running server whether it serves (grpc.health.v1): exit 0 when
+    /// SERVING, for container health checks.
+    Health(cli::health::HealthArgs),
     /// Check that the outputs of a sharded `analyze` (`--shard K/N`) hold a
     /// record for every input exactly once; optionally merge them.
     Verify(cli::analyze::VerifyArgs),
@@ -89,6 +92,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => cli::serve::run(args),
         Command::Analyze(args) => cli::analyze::run(args),
         Command::Verify(args) => cli::analyze::verify(args),
+        Command::Health(args) => cli::health::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Train(args) => cli::eval::train(args),
         Command::Embed(args) => cli::model::embed(args),

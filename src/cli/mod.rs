@@ -14,6 +14,7 @@ use khulasa_embed::TextEncoder;
 
 pub mod analyze;
 pub mod eval;
+pub mod health;
 pub mod model;
 pub mod serve;
 
