@@ -169,14 +169,7 @@ pub fn analyzed(a: Analyzed, model_id: &str, timings: proto::Timings) -> proto::
                 .map(|x| proto::SummarySentence {
                     index: x.index as u32,
                     text: x.text,
-                    span: Some(span(&khulasa_text::Span {
-                        start: x.start,
-                        end: x.end,
-                        char_start: x.char_start,
-                        char_end: x.char_end,
-                        utf16_start: x.utf16_start,
-                        utf16_end: x.utf16_end,
-                    })),
+                    span: Some(span(&x.span)),
                     score: x.score,
                 })
                 .collect(),

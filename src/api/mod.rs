@@ -540,7 +540,8 @@ impl Core {
             &Self::label_names(&engine),
         )?;
         let admitted = self.admit_article(&input, &options)?;
-        self.run_one(engine, input, options, deadline, admitted)
+        self.clone()
+            .run_one(engine, input, options, deadline, admitted)
             .await
     }
 
@@ -598,7 +599,7 @@ impl Core {
         for (i, ((id, input), kib)) in inputs.into_iter().zip(costs).enumerate() {
             match input {
                 Ok(input) => {
-                    let fut = self.clone().run_one_owned(
+                    let fut = self.clone().run_one(
                         engine.clone(),
                         input,
                         options.clone(),
@@ -645,20 +646,6 @@ impl Core {
     /// told to stop and the admission is returned at once; the blocking
     /// thread stops at its next check (between stages and forward passes).
     pub(crate) async fn run_one(
-        self: &Arc<Self>,
-        engine: Arc<khulasa_analysis::Analyzer>,
-        input: ArticleInput,
-        options: AnalysisRequest,
-        deadline: Option<Instant>,
-        admitted: Admitted,
-    ) -> Result<proto::AnalyzeResponse, ServiceError> {
-        self.clone()
-            .run_one_owned(engine, input, options, deadline, admitted)
-            .await
-    }
-
-    /// [`Core::run_one`] as a `'static` future, for tasks.
-    pub(crate) async fn run_one_owned(
         self: Arc<Self>,
         engine: Arc<khulasa_analysis::Analyzer>,
         input: ArticleInput,

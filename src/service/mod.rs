@@ -281,7 +281,7 @@ async fn stream_items(
             async move {
                 let _slot = slot;
                 let result = core
-                    .run_one_owned(engine, input, options, deadline, admitted)
+                    .run_one(engine, input, options, deadline, admitted)
                     .await;
                 let _ = tx.send(Ok(outcome(id, result))).await;
             }

@@ -181,7 +181,7 @@ fn a_noisy_page_is_analysed_from_its_main_story_only() {
     let summary = out.summary.unwrap();
     assert_eq!(summary.status, SummaryStatus::Ok);
     for s in &summary.sentences {
-        assert_eq!(&PAGE[s.start..s.end], s.text);
+        assert_eq!(&PAGE[s.span.range()], s.text);
         assert!(
             story.text.contains(&s.text),
             "summary sentence outside the main story: {}",

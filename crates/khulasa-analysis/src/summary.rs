@@ -30,18 +30,9 @@ pub struct SummarySentence {
     pub index: usize,
     /// The sentence as in the text.
     pub text: String,
-    /// UTF-8 byte offset in the text the client sent.
-    pub start: usize,
-    /// End byte offset (exclusive).
-    pub end: usize,
-    /// Code-point offset.
-    pub char_start: usize,
-    /// End code-point offset (exclusive).
-    pub char_end: usize,
-    /// UTF-16 code-unit offset.
-    pub utf16_start: usize,
-    /// End UTF-16 code-unit offset (exclusive).
-    pub utf16_end: usize,
+    /// Where it is in the text the client sent (bytes, code points,
+    /// UTF-16 units).
+    pub span: khulasa_text::Span,
     /// Its selection score.
     pub score: f32,
 }
@@ -218,12 +209,7 @@ pub(crate) fn summarise(
                 SummarySentence {
                     index: candidates[i].index,
                     text: s.text.clone(),
-                    start: s.span.start,
-                    end: s.span.end,
-                    char_start: s.span.char_start,
-                    char_end: s.span.char_end,
-                    utf16_start: s.span.utf16_start,
-                    utf16_end: s.span.utf16_end,
+                    span: s.span,
                     score: (score[i] * 1000.0).round() / 1000.0,
                 }
             })

@@ -327,7 +327,7 @@ fn focused_summary_picks_relevant_body_sentences_in_order() {
             !article.sentences[x.index].is_title,
             "the title is never a summary sentence"
         );
-        assert_eq!(&ARMS_SUPPORT[x.start..x.end], x.text);
+        assert_eq!(&ARMS_SUPPORT[x.span.range()], x.text);
         assert!(
             !x.text.contains("Rain"),
             "an off-focus sentence was picked: {s:?}"
